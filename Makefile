@@ -1,0 +1,39 @@
+# gamebackend: the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## Run one node (single-machine profile unless DATABASE_URL/REDIS_URL are set).
+run: $(STAMP)
+	$(BIN)/python manage.py runnode
+
+## Lint, type-check and run the whole test suite.
+test: $(STAMP) lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy .
+
+# The in-process suite runs in the single-machine profile with its own var directory;
+# cluster-profile tests start their nodes with their own DATABASE_URL/REDIS_URL.
+pytest: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL -u DJANGO_SECRET_KEY -u GAME_JWT_SECRET \
+		GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/actors_bench.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,95 @@
+"""Run one node: migrate, ensure the operator account, then Daphne and a Celery worker.
+
+One supervising command so that ``make run`` is one process to start and one to stop:
+SIGINT/SIGTERM to it stops both children (SIGTERM, then SIGKILL after a grace period),
+and if either child dies the other is stopped too and the command exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+# Children get this long to exit after SIGTERM before they are killed; the whole stop
+# must finish within 10 s.
+CHILD_STOP_GRACE_S = 8.0
+# How often the supervisor looks for a child that died on its own.
+CHILD_POLL_S = 0.5
+
+
+class Command(BaseCommand):
+    help = "Run this node: migrations, operator account, Daphne and a Celery worker."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--skip-setup", action="store_true", help="Do not migrate or create the operator."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not options["skip_setup"]:
+            self.stdout.write("Applying migrations...")
+            call_command("migrate", interactive=False, verbosity=1)
+            call_command("ensure_operator")
+        bind = settings.GAME_BIND
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "gamebackend.settings"}
+        worker_cmd = [
+            sys.executable, "-m", "celery", "-A", "gamebackend", "worker",
+            "--pool", "threads", "--concurrency", str(settings.GAME_CELERY_CONCURRENCY),
+            "--loglevel", "INFO", "--hostname", f"worker.{os.getpid()}@%h",
+            # Gossip, mingle and events use broadcast, which the filesystem broker lacks
+            # and the node does not need.
+            "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        web_cmd = [sys.executable, "-m", "gamebackend.server"]
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        children = {
+            "worker": subprocess.Popen(worker_cmd, env=env),
+            "web": subprocess.Popen(web_cmd, env=env),
+        }
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Node {settings.GAME_NODE_ID} ({settings.GAME_PROFILE} profile) starting.\n"
+                f"Console: http://{bind.host}:{bind.port}/console/  "
+                f"(readiness: http://{bind.host}:{bind.port}/readyz)"
+            )
+        )
+        self.stdout.flush()
+        died = ""
+        while not stop.wait(CHILD_POLL_S):
+            died = next((name for name, p in children.items() if p.poll() is not None), "")
+            if died:
+                self.stderr.write(f"{died} exited with {children[died].returncode}; stopping.")
+                break
+        self._stop_children(children)
+        if died:
+            sys.exit(1)
+
+    def _stop_children(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + CHILD_STOP_GRACE_S
+        for name, proc in children.items():
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"{name} did not stop within {CHILD_STOP_GRACE_S:g}s; killing.")
+                proc.kill()
+                proc.wait()
+        self.stdout.write("Node stopped.")

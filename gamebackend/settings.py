@@ -1,0 +1,269 @@
+"""Settings for gamebackend, driven entirely by the environment.
+
+Two profiles:
+
+* single machine (nothing configured): SQLite in WAL mode, in-process channel layer,
+  Celery over kombu's filesystem transport, everything under ``GAME_VAR_DIR``;
+* cluster node (``DATABASE_URL`` and/or ``REDIS_URL``): PostgreSQL, channels-redis,
+  Redis as Celery broker, sessions and cache.
+
+Every setting is documented in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from gamebackend import conf
+
+BASE_DIR = conf.BASE_DIR
+GAME_VAR_DIR = conf.var_dir()
+
+DATABASE_URL = conf.env_str("DATABASE_URL")
+REDIS_URL = conf.env_str("REDIS_URL")
+GAME_CLUSTER = bool(DATABASE_URL or REDIS_URL)
+GAME_PROFILE = "cluster" if GAME_CLUSTER else "single"
+
+SECRET_KEY = conf.resolve_secret(
+    "DJANGO_SECRET_KEY", "django_secret_key", cluster=GAME_CLUSTER, directory=GAME_VAR_DIR
+)
+GAME_JWT_SECRET = conf.resolve_secret(
+    "GAME_JWT_SECRET", "jwt_secret", cluster=GAME_CLUSTER, directory=GAME_VAR_DIR
+)
+DEBUG = conf.env_bool("DJANGO_DEBUG", False)
+
+GAME_BIND = conf.parse_bind()
+GAME_NODE_ID = conf.env_str("GAME_NODE_ID") or conf.default_node_id(GAME_BIND)
+
+ALLOWED_HOSTS = conf.csv_list(
+    conf.env_str("DJANGO_ALLOWED_HOSTS", f"{GAME_BIND.host},localhost,127.0.0.1")
+)
+
+# --- Applications -----------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "axes",
+    "gamebackend",
+    "gamebackend.health",
+    "console",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a lockout into the lockout response.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+ROOT_URLCONF = "gamebackend.urls"
+ASGI_APPLICATION = "gamebackend.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "console.context_processors.node",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+
+# How long a SQLite writer waits for the lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 20
+# Reuse PostgreSQL connections for this long (the worker and HTTP threads are long-lived).
+POSTGRES_CONN_MAX_AGE_S = 60
+
+if DATABASE_URL:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=POSTGRES_CONN_MAX_AGE_S, conn_health_checks=True
+        )
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(GAME_VAR_DIR / "db.sqlite3"),
+            "OPTIONS": {
+                # WAL lets the web process read while the Celery worker writes.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                # Take the write lock at BEGIN so two writers queue instead of deadlocking.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": SQLITE_BUSY_TIMEOUT_S,
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channel layer, cache, sessions ------------------------------------------------------
+
+# Messages a channel may hold before channels-redis refuses more (a slow consumer).
+CHANNEL_CAPACITY = 1000
+# Seconds a message may wait in a channel before channels-redis drops it.
+CHANNEL_EXPIRY_S = 60
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": "game",
+                "capacity": CHANNEL_CAPACITY,
+                "expiry": CHANNEL_EXPIRY_S,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "game",
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY, "expiry": CHANNEL_EXPIRY_S},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Celery -------------------------------------------------------------------------------
+
+CELERY_BROKER_DIR = GAME_VAR_DIR / "broker"
+CELERY_RESULTS_DIR = GAME_VAR_DIR / "results"
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+else:
+    for _sub in ("queue", "processed", "control"):
+        (CELERY_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_RESULT_BACKEND = f"file://{CELERY_RESULTS_DIR}"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # One folder both ways: producers and the worker share it on this machine.
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "store_processed": False,
+        # Broadcast (remote control) files too, or kombu writes them into the CWD.
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+    }
+# JSON only: pickle from a broker is remote code execution.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 3600
+# A task is acknowledged after it ran, so a worker crash re-delivers it (tasks are idempotent).
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+GAME_CELERY_CONCURRENCY = conf.env_int("GAME_CELERY_CONCURRENCY", 4, minimum=1)
+
+# --- Game runtime -------------------------------------------------------------------------
+
+GAME_MAX_MESSAGE_BYTES = conf.env_int("GAME_MAX_MESSAGE_BYTES", 64 * 1024, minimum=1024)
+GAME_MAILBOX_SIZE = conf.env_int("GAME_MAILBOX_SIZE", 1024, minimum=1)
+GAME_ADMIN_USER = conf.env_str("GAME_ADMIN_USER", "operator")
+# A worker counts as alive when it answered a ping this recently (readiness).
+GAME_WORKER_PING_MAX_AGE_S = conf.env_float("GAME_WORKER_PING_MAX_AGE_S", 30.0, minimum=1.0)
+
+# --- Security -----------------------------------------------------------------------------
+
+GAME_SECURE = conf.env_bool("DJANGO_SECURE", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_REFERRER_POLICY = "same-origin"
+if GAME_SECURE:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = conf.env_bool("DJANGO_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    # TLS ends at the load balancer, which says so in this header.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+CSRF_TRUSTED_ORIGINS = conf.csv_list(conf.env_str("DJANGO_CSRF_TRUSTED_ORIGINS"))
+
+# django-axes: lock an account+IP out of the console after repeated failed logins.
+AXES_FAILURE_LIMIT = conf.env_int("GAME_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- I18N, static -------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = GAME_VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+# Serve the console's assets straight from the apps: no collectstatic step to forget.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Logging ------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": conf.env_str("GAME_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"axes": {"level": "WARNING"}},
+}

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.services import POSTGRES_URL, REDIS_URL, require_service
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the real Redis (a dedicated db number); fails in CI when Redis is down."""
+    parsed = urlparse(REDIS_URL)
+    require_service("Redis", parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    parsed = urlparse(POSTGRES_URL)
+    require_service("PostgreSQL", parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def cluster_database_url() -> Iterator[str]:
+    """A PostgreSQL database created for this test run and dropped afterwards."""
+    parsed = urlparse(POSTGRES_URL)
+    require_service("PostgreSQL", parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    import psycopg
+
+    name = f"gbtest_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield parsed._replace(path=f"/{name}").geturl()
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def cluster_env(cluster_database_url: str, redis_url: str) -> dict[str, str]:
+    """Environment of a cluster-profile node on the real PostgreSQL and Redis."""
+    return {
+        "DATABASE_URL": cluster_database_url,
+        "REDIS_URL": redis_url,
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+        "GAME_JWT_SECRET": secrets.token_urlsafe(32),
+    }

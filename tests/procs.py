@@ -1,0 +1,133 @@
+"""Helpers for tests that run real processes: a node (Daphne + Celery worker), a worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# A fresh node migrates, starts two processes and answers /readyz well within this.
+NODE_READY_TIMEOUT_S = 90.0
+# The supervisor must stop both children within 10 s of SIGTERM.
+NODE_STOP_TIMEOUT_S = 10.0
+HTTP_TIMEOUT_S = 5.0
+POLL_INTERVAL_S = 0.2
+ADMIN_PASSWORD = "test-Operator-pass-7319"
+# Settings that must not leak from the developer's shell into a child's profile.
+PROFILE_VARS = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "GAME_JWT_SECRET", "PORT")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARS}
+    env.update(
+        DJANGO_SETTINGS_MODULE="gamebackend.settings",
+        GAME_VAR_DIR=str(var_dir),
+        GAME_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+    )
+
+
+def http_get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as resp:
+            body = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as exc:
+        body, status = exc.read(), exc.code
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode(errors="replace")
+
+
+def wait_until_ready(base_url: str, proc: subprocess.Popen[str], timeout: float) -> float:
+    """Poll /readyz until 200; returns the seconds it took. Fails if the node dies."""
+    started = time.monotonic()
+    last: Any = None
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"node exited with {proc.returncode} before it was ready")
+        try:
+            status, last = http_get(f"{base_url}/readyz")
+            if status == 200:
+                return time.monotonic() - started
+        except OSError as exc:
+            last = exc
+        time.sleep(POLL_INTERVAL_S)
+    raise AssertionError(f"/readyz not 200 within {timeout}s; last answer: {last!r}")
+
+
+def _log_tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def running_node(var_dir: Path, **extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start `make run`'s server command on a free port; stop it with SIGTERM afterwards."""
+    port = free_port()
+    env = child_env(var_dir, PORT=str(port), **extra)
+    log_path = var_dir / "node.log"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runnode"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        try:
+            wait_until_ready(f"http://127.0.0.1:{port}", proc, NODE_READY_TIMEOUT_S)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- node log ---\n{_log_tail(log_path)}") from None
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=NODE_STOP_TIMEOUT_S + 5)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,38 @@
+"""Reachability of the real PostgreSQL and Redis the cluster-profile tests use.
+
+Locally a missing service skips the tests that need it; in CI (`GAME_REQUIRE_SERVICES=1`)
+it is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+REDIS_URL = os.environ.get("GAME_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_URL = os.environ.get("GAME_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+CONNECT_TIMEOUT_S = 1.0
+
+
+def services_required() -> bool:
+    return os.environ.get("GAME_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (locally) or fail (in CI) when the service at host:port does not answer."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if services_required():
+        pytest.fail(f"{message} and GAME_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)
