@@ -1,7 +1,11 @@
-"""WebSocket URL routes (the gateway adds ``/ws/game/``)."""
+"""WebSocket URL routes."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from gamebackend.gateway.consumer import GameConsumer
+
+websocket_urlpatterns = [
+    path("ws/game/", GameConsumer.as_asgi()),
+]

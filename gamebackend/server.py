@@ -1,17 +1,22 @@
 """Run Daphne for this node with the project's settings (``python -m gamebackend.server``).
 
-Daphne is driven from here rather than from its CLI so the node's settings (bind address,
-message-size limit, keepalive policy) have one source.
+Daphne is driven from here rather than from its CLI so that the node's settings (bind
+address, message-size limit, keepalive policy) have one source, and so that shutdown is
+graceful: on SIGTERM the gateway stops accepting, closes every socket with 1001 and
+awaits every actor's ``on_stop`` before Daphne cancels what is left.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from typing import Any, cast
 
-# Daphne's own keepalive ping sweeps every connection every few seconds; the game's
-# application-level heartbeat replaces it, so push it out of the way.
+logger = logging.getLogger("gamebackend.server")
+
+# Daphne's own keepalive ping is replaced by the game's application-level heartbeat.
 DAPHNE_PING_INTERVAL_S = 24 * 3600
 DAPHNE_PING_TIMEOUT_S = 24 * 3600
 # Time an upgrade may take before Daphne drops the socket.
@@ -20,40 +25,125 @@ WEBSOCKET_CONNECT_TIMEOUT_S = 10
 APPLICATION_CLOSE_TIMEOUT_S = 10
 # Players stay connected for as long as they play: no forced reconnect.
 WEBSOCKET_NO_TIMEOUT = -1
+# A close frame's reason is at most 123 bytes (RFC 6455: 125 minus the code).
+MAX_CLOSE_REASON_BYTES = 123
+# Daphne sweeps every connection for timeouts every 2 s; with its ping off the sweep only
+# enforces HTTP and handshake timeouts, so a slower sweep saves CPU at high counts.
+TIMEOUT_SWEEP_S = 10.0
+
+
+def _install_websocket_protocol() -> None:
+    """Make Daphne's WebSocket protocol send every close code the gateway uses.
+
+    Autobahn's ``sendClose`` only lets an application send 1000 or 3000-4999, but the
+    gateway must also close with 1001 (going away); and a message over the size limit
+    must be answered with a 1009 close frame rather than a dropped TCP connection
+    (autobahn's default ``failByDrop``). Daphne also drops the close reason, which the
+    rate limiter uses for ``retry_after_ms``.
+    """
+    from daphne import server as daphne_server
+    from daphne import ws_protocol
+
+    class GameWebSocketProtocol(ws_protocol.WebSocketProtocol):
+        def handle_reply(self, message: dict[str, Any]) -> None:
+            if message.get("type") == "websocket.close" and self.state != self.STATE_CONNECTING:
+                code = int(message.get("code") or 1000)
+                reason = str(message.get("reason") or "")
+                raw = reason.encode()[:MAX_CLOSE_REASON_BYTES]
+                if code == 1000 or 3000 <= code <= 4999:
+                    self.sendClose(code=code, reason=raw.decode(errors="ignore") or None)
+                else:
+                    self.sendCloseFrame(code=code, reasonUtf8=raw or None, isReply=False)
+                return
+            super().handle_reply(message)
+
+    class GameWebSocketFactory(ws_protocol.WebSocketFactory):
+        protocol = GameWebSocketProtocol
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.setProtocolOptions(failByDrop=False)
+
+    daphne_server.WebSocketFactory = GameWebSocketFactory
+
+
+def build_server(application: Any, **overrides: Any) -> Any:
+    from daphne.access import AccessLogGenerator
+    from daphne.endpoints import build_endpoint_description_strings
+    from daphne.server import Server
+    from django.conf import settings
+    from twisted.internet import defer, reactor
+
+    from gamebackend.gateway.runtime import runtime_shutdown
+    from gamebackend.gateway.tickets import redact_ticket
+
+    class GameServer(Server):
+        def kill_all_applications(self) -> Any:
+            async def graceful() -> None:
+                try:
+                    await runtime_shutdown(settings.GAME_SHUTDOWN_TIMEOUT_S)
+                except Exception:
+                    logger.exception("gateway shutdown failed")
+
+            done = defer.Deferred.fromFuture(asyncio.ensure_future(graceful()))  # owned by reactor
+            done.addBoth(lambda _: Server.kill_all_applications(self))
+            return done
+
+        def timeout_checker(self) -> None:
+            for protocol in list(self.connections.keys()):
+                protocol.check_timeouts()
+            cast(Any, reactor).callLater(TIMEOUT_SWEEP_S, self.timeout_checker)
+
+    action_logger = None
+    if settings.GAME_ACCESS_LOG:
+        access = AccessLogGenerator(sys.stdout)
+
+        def action_logger(protocol: str, action: str, details: dict[str, Any]) -> None:
+            # Tickets travel in the query string: never let one reach a log line.
+            path = details.get("path")
+            if isinstance(path, str) and "?" in path:
+                base, _, query = path.partition("?")
+                details = {**details, "path": f"{base}?{redact_ticket(query)}"}
+            access(protocol, action, details)
+
+    _install_websocket_protocol()
+    options: dict[str, Any] = {
+        "application": application,
+        "endpoints": build_endpoint_description_strings(
+            host=settings.GAME_BIND.host, port=settings.GAME_BIND.port
+        ),
+        "action_logger": action_logger,
+        "websocket_timeout": WEBSOCKET_NO_TIMEOUT,
+        "websocket_connect_timeout": WEBSOCKET_CONNECT_TIMEOUT_S,
+        "ping_interval": DAPHNE_PING_INTERVAL_S,
+        "ping_timeout": DAPHNE_PING_TIMEOUT_S,
+        "websocket_max_message_size": settings.GAME_MAX_MESSAGE_BYTES,
+        "websocket_max_frame_size": settings.GAME_MAX_MESSAGE_BYTES,
+        "application_close_timeout": APPLICATION_CLOSE_TIMEOUT_S,
+        "verbosity": 1,
+    }
+    options.update(overrides)
+    return GameServer(**options)
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gamebackend.settings")
+    # Daphne runs Twisted on asyncio; the reactor must be installed before Django loads.
     import django
+    from daphne.server import Server  # noqa: F401  (installs the asyncio reactor)
 
     django.setup()
-    from daphne.endpoints import build_endpoint_description_strings
-    from daphne.server import Server
     from django.conf import settings
 
     from gamebackend.asgi import application
 
-    logging.getLogger(__name__).info(
+    logger.info(
         "node %s (%s profile) listening on %s",
         settings.GAME_NODE_ID,
         settings.GAME_PROFILE,
         settings.GAME_BIND,
     )
-    server = Server(
-        application=application,
-        endpoints=build_endpoint_description_strings(
-            host=settings.GAME_BIND.host, port=settings.GAME_BIND.port
-        ),
-        websocket_timeout=WEBSOCKET_NO_TIMEOUT,
-        websocket_connect_timeout=WEBSOCKET_CONNECT_TIMEOUT_S,
-        ping_interval=DAPHNE_PING_INTERVAL_S,
-        ping_timeout=DAPHNE_PING_TIMEOUT_S,
-        websocket_max_message_size=settings.GAME_MAX_MESSAGE_BYTES,
-        websocket_max_frame_size=settings.GAME_MAX_MESSAGE_BYTES,
-        application_close_timeout=APPLICATION_CLOSE_TIMEOUT_S,
-        verbosity=1,
-    )
-    server.run()
+    build_server(application).run()
     sys.exit(0)
 
 

@@ -54,6 +54,8 @@ INSTALLED_APPS = [
     "axes",
     "gamebackend",
     "gamebackend.health",
+    "gamebackend.players",
+    "gamebackend.gateway",
     "console",
 ]
 
@@ -205,6 +207,29 @@ GAME_CELERY_CONCURRENCY = conf.env_int("GAME_CELERY_CONCURRENCY", 4, minimum=1)
 GAME_MAX_MESSAGE_BYTES = conf.env_int("GAME_MAX_MESSAGE_BYTES", 64 * 1024, minimum=1024)
 GAME_MAILBOX_SIZE = conf.env_int("GAME_MAILBOX_SIZE", 1024, minimum=1)
 GAME_ADMIN_USER = conf.env_str("GAME_ADMIN_USER", "operator")
+GAME_WORLD_SIZE = conf.env_float("GAME_WORLD_SIZE", 10_000.0, minimum=1.0)
+
+# --- Gateway (docs/PROTOCOL.md) -------------------------------------------------------------
+
+GAME_HEARTBEAT_S = conf.env_float("GAME_HEARTBEAT_S", 15.0, minimum=0.05)
+GAME_HEARTBEAT_MISSES = conf.env_int("GAME_HEARTBEAT_MISSES", 3, minimum=1)
+GAME_OUTBOX_MAX = conf.env_int("GAME_OUTBOX_MAX", 1024, minimum=1)
+GAME_RESUME_GRACE_S = conf.env_float("GAME_RESUME_GRACE_S", 60.0, minimum=0.0)
+GAME_TICKET_MAX_AGE_S = conf.env_float("GAME_TICKET_MAX_AGE_S", 30.0, minimum=1.0)
+GAME_TICKET_TTL_S = conf.env_float("GAME_TICKET_TTL_S", 60.0, minimum=1.0)
+GAME_ALLOWED_ORIGINS = frozenset(
+    conf.csv_list(
+        conf.env_str(
+            "GAME_ALLOWED_ORIGINS",
+            f"http://{GAME_BIND.host}:{GAME_BIND.port},http://localhost:{GAME_BIND.port}",
+        )
+    )
+)
+# Guests (no account) may get tickets: on by default only on a single machine.
+GAME_ALLOW_GUESTS = conf.env_bool("GAME_ALLOW_GUESTS", not GAME_CLUSTER)
+# Actors' on_stop must finish within this at shutdown (inside the 10 s stop budget).
+GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
+GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)
 # A worker counts as alive when it answered a ping this recently (readiness).
 GAME_WORKER_PING_MAX_AGE_S = conf.env_float("GAME_WORKER_PING_MAX_AGE_S", 30.0, minimum=1.0)
 

@@ -51,3 +51,7 @@ def cluster_env(cluster_database_url: str, redis_url: str) -> dict[str, str]:
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
         "GAME_JWT_SECRET": secrets.token_urlsafe(32),
     }
+
+
+# Real Daphne nodes for the gateway and SDK end-to-end tests.
+from tests.nodes import node, node_factory  # noqa: E402, F401

@@ -1,0 +1,227 @@
+"""The WebSocket consumer: authenticate, bind to the player's actor, relay frames.
+
+It does no game logic. Per frame it decodes (with validation), answers transport
+messages (ack, ping, pong) itself and hands everything else to the PlayerActor with a
+non-blocking ``tell``; what the actor emits reaches the socket through the session.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.consumer import AsyncConsumer
+from channels.db import aclose_old_connections
+from channels.exceptions import StopConsumer
+from django.conf import settings
+
+from actors import ActorRef, MailboxFull
+from gamebackend.gateway import protocol as p
+from gamebackend.gateway.runtime import get_runtime
+from gamebackend.gateway.session import Session
+from gamebackend.gateway.tickets import TicketRejected, check_ticket
+
+logger = logging.getLogger(__name__)
+
+# More than BAD_FRAME_LIMIT bad_message/invalid/unknown_type errors within
+# BAD_FRAME_WINDOW_S closes the connection with 4400.
+BAD_FRAME_LIMIT = 10
+BAD_FRAME_WINDOW_S = 10.0
+MAX_QUERY_VALUE = 4096
+
+_BAD_FRAME_CODES = frozenset({p.BAD_MESSAGE, p.INVALID, p.UNKNOWN_TYPE})
+# Channels' alias for "no channel layer": the consumer must not open a per-connection
+# channel-layer receive loop (remote traffic goes to the node's actor system instead).
+NO_CHANNEL_LAYER = "gateway-has-no-channel-layer"
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    raw = scope.get("query_string", b"").decode("latin-1")
+    values = parse_qs(raw, keep_blank_values=True, max_num_fields=16)
+    return {key: vals[-1][:MAX_QUERY_VALUE] for key, vals in values.items() if vals}
+
+
+def _origin(scope: dict[str, Any]) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            return str(value.decode("latin-1"))
+    return None
+
+
+class GameConsumer(AsyncConsumer):
+    channel_layer_alias = NO_CHANNEL_LAYER
+
+    # Per-connection state, slotted by hand (AsyncConsumer has a __dict__ anyway, but
+    # fewer attributes mean less memory at tens of thousands of connections).
+    session: Session | None = None
+    actor: ActorRef | None = None
+    codec: p.Codec = p.JSON_CODEC
+    hb_slot = 0
+    hb_outstanding = 0
+    hb_last_ts = 0
+    _bad: deque[float] | None = None
+    _server_close: int | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' default dispatch awaits aclose_old_connections() (a thread hop) before
+        # every handler, which halves the throughput of a busy socket. This consumer never
+        # touches the ORM on the event loop per message, so it routes directly; the one
+        # database read (connect) calls aclose_old_connections itself.
+        kind = message["type"]
+        if kind == "websocket.receive":
+            await self._receive(message.get("text"), message.get("bytes"))
+        elif kind == "websocket.connect":
+            await self._connect()
+        elif kind == "websocket.disconnect":
+            self._disconnected(int(message.get("code", 1006)))
+            raise StopConsumer
+        else:
+            raise ValueError(f"unexpected ASGI message {kind!r}")
+
+    # -- connect -------------------------------------------------------------------------
+
+    async def _refuse(self, reason: str) -> None:
+        # Closing before accept makes Daphne answer the upgrade with HTTP 403.
+        client = self.scope.get("client") or ("?", 0)
+        logger.info("ws upgrade from %s refused: %s", client[0], reason)
+        await self.base_send({"type": "websocket.close"})
+
+    async def _connect(self) -> None:
+        runtime = get_runtime()
+        hub = runtime.hub
+        if not hub.accepting:
+            return await self._refuse("shutting down")
+        origin = _origin(self.scope)
+        if origin is not None and origin not in settings.GAME_ALLOWED_ORIGINS:
+            return await self._refuse("origin not allowed")
+        codec = p.negotiate(self.scope.get("subprotocols") or [])
+        if codec is None:
+            return await self._refuse("no supported subprotocol")
+        query = _query(self.scope)
+        try:
+            claims = await check_ticket(
+                query.get("ticket", ""),
+                secret=settings.GAME_JWT_SECRET,
+                store=runtime.replay_store,
+                max_age_s=settings.GAME_TICKET_MAX_AGE_S,
+            )
+        except TicketRejected as exc:
+            return await self._refuse(f"ticket {exc.reason}")
+        resume_id = query.get("resume") or None
+        last_seq: int | None = None
+        if resume_id is not None:
+            try:
+                last_seq = max(0, int(query.get("last_seq", "")))
+            except ValueError:
+                resume_id = None
+        await aclose_old_connections()
+        session, actor, resumed = await hub.attach(
+            self, player_id=claims.sub, resume_id=resume_id, last_seq=last_seq
+        )
+        self.codec = codec
+        self.session = session
+        self.actor = actor
+        offered = self.scope.get("subprotocols") or []
+        await self.base_send(
+            {"type": "websocket.accept", "subprotocol": codec.name if offered else None}
+        )
+        await self.write(
+            p.Welcome(
+                session_id=session.session_id,
+                player_id=session.player_id,
+                node=settings.GAME_NODE_ID,
+                heartbeat_s=settings.GAME_HEARTBEAT_S,
+                resumed=resumed,
+                last_seq=session.outbox.last_seq,
+            )
+        )
+        await hub.bind(
+            session, self, actor, resumed=resumed, after_seq=last_seq if resumed and last_seq else 0
+        )
+        hub.connections.add(self)
+        hub.heartbeat.add(self)
+        return None
+
+    # -- frames ----------------------------------------------------------------------------
+
+    async def _receive(self, text: str | None, data: bytes | None) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            msg = p.decode_client(self.codec, text, data, world_size=settings.GAME_WORLD_SIZE)
+        except p.ProtocolError as exc:
+            await self._error(session, exc.to_error())
+            return
+        kind = type(msg)
+        if kind is p.Ack:
+            if not session.outbox.ack(msg.seq):  # type: ignore[attr-defined]
+                await self._error(
+                    session,
+                    p.Error(
+                        code=p.INVALID, message="ack of a seq never sent", field="seq", re=msg.id
+                    ),
+                )
+            elif msg.id is not None:
+                await session.emit(p.Ok(seq=0, re=msg.id))
+        elif kind is p.Ping:
+            await self.write(p.ServerPong(ts=msg.ts, re=msg.id))  # type: ignore[attr-defined]
+        elif kind is p.Pong:
+            get_runtime().heartbeat.pong(self, msg.ts)  # type: ignore[attr-defined]
+            if msg.id is not None:
+                await session.emit(p.Ok(seq=0, re=msg.id))
+        else:
+            actor = self.actor
+            assert actor is not None
+            try:
+                actor.tell(msg)
+            except MailboxFull:
+                await session.emit(
+                    p.Error(code=p.BUSY, message="the player is busy; retry shortly", re=msg.id)
+                )
+
+    async def _error(self, session: Session, error: p.Error) -> None:
+        await session.emit(error)
+        if error.code not in _BAD_FRAME_CODES:
+            return
+        now = time.monotonic()
+        bad = self._bad
+        if bad is None:
+            bad = self._bad = deque(maxlen=BAD_FRAME_LIMIT + 1)
+        bad.append(now)
+        if len(bad) > BAD_FRAME_LIMIT and now - bad[0] <= BAD_FRAME_WINDOW_S:
+            await self.close_with(p.CloseCode.BAD_MESSAGES, "too many bad messages")
+
+    # -- output (used by the session, the hub and the heartbeat) -------------------------
+
+    async def write(self, msg: Any) -> None:
+        if self.codec.binary:
+            await self.base_send({"type": "websocket.send", "bytes": self.codec.encode(msg)})
+        else:
+            await self.base_send({"type": "websocket.send", "text": self.codec.encode(msg)})
+
+    async def close_with(self, code: int, reason: str = "") -> None:
+        if self._server_close is not None:
+            return
+        self._server_close = code
+        await self.base_send({"type": "websocket.close", "code": int(code), "reason": reason})
+
+    async def heartbeat_ping(self, ts: int) -> None:
+        await self.write(p.ServerPing(ts=ts))
+
+    async def heartbeat_timeout(self) -> None:
+        await self.close_with(p.CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+
+    # -- disconnect ------------------------------------------------------------------------
+
+    def _disconnected(self, code: int) -> None:
+        session, self.session = self.session, None
+        if session is None:
+            return
+        # Only a client's own 1000 ends the session; our closes (4408, 1001...) and dropped
+        # connections leave it resumable for the grace period.
+        ends = code == p.CloseCode.NORMAL and self._server_close is None
+        get_runtime().hub.detach(self, session, ends_session=ends)

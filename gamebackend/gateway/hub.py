@@ -1,0 +1,196 @@
+"""The node's gateway hub: sessions by id and by player, player actors, shutdown.
+
+Everything here runs on the node's event loop; the only awaits are socket writes,
+loading a player's stored state, and stopping actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from actors import ActorRef, ActorSystem
+from gamebackend.gateway import protocol as p
+from gamebackend.gateway.heartbeat import HeartbeatWheel
+from gamebackend.gateway.session import Connection, Session
+from gamebackend.players.actor import Attach, Detached, End, PlayerActor, PlayerState
+from gamebackend.players.flush import StateFlusher
+
+logger = logging.getLogger(__name__)
+
+# Recently stopped players' last states, so a quick reconnect does not read a database
+# row the flusher has not written yet.
+RECENT_STATES_MAX = 10_000
+
+
+def actor_name(player_id: str) -> str:
+    return f"player.{player_id}"
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        system: ActorSystem,
+        heartbeat: HeartbeatWheel,
+        flusher: StateFlusher,
+        outbox_max: int,
+        resume_grace_s: float,
+        load_state: Any,
+    ) -> None:
+        self.system = system
+        self.heartbeat = heartbeat
+        self.flusher = flusher
+        self.outbox_max = outbox_max
+        self.resume_grace_s = resume_grace_s
+        self._load_state = load_state
+        self.sessions: dict[str, Session] = {}
+        self.by_player: dict[str, Session] = {}
+        self.connections: set[Any] = set()
+        self.accepting = True
+        self._ending: set[str] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    # -- attaching a connection ---------------------------------------------------------
+
+    async def attach(
+        self, conn: Connection, *, player_id: str, resume_id: str | None, last_seq: int | None
+    ) -> tuple[Session, ActorRef, bool]:
+        """The session ``conn`` continues (resume) or starts; returns (session, actor, resumed).
+
+        The caller accepts the socket, sends ``welcome``, then calls ``bind``.
+        """
+        lock = self._locks.setdefault(player_id, asyncio.Lock())
+        async with lock:
+            try:
+                return await self._attach(conn, player_id, resume_id, last_seq)
+            finally:
+                if not lock._waiters:
+                    self._locks.pop(player_id, None)
+
+    async def _attach(
+        self, conn: Connection, player_id: str, resume_id: str | None, last_seq: int | None
+    ) -> tuple[Session, ActorRef, bool]:
+        current = self.by_player.get(player_id)
+        if (
+            resume_id is not None
+            and last_seq is not None
+            and current is not None
+            and current.session_id == resume_id
+            and current.outbox.replay_after(last_seq) is not None
+        ):
+            await self._replace_connection(current)
+            ref = await self._player_actor(player_id)
+            return current, ref, True
+        if current is not None:
+            # A new session replaces the player's old one, which ends (not resumable).
+            self._forget_session(current)
+            await self._replace_connection(current)
+        ref = await self._player_actor(player_id)
+        session = Session(player_id=player_id, outbox_max=self.outbox_max, hub=self)
+        self.sessions[session.session_id] = session
+        self.by_player[player_id] = session
+        return session, ref, False
+
+    async def bind(
+        self, session: Session, conn: Connection, ref: ActorRef, *, resumed: bool, after_seq: int
+    ) -> None:
+        await session.bind(conn, after_seq=after_seq)
+        ref.tell(Attach(session, fresh=not resumed))
+
+    async def _replace_connection(self, session: Session) -> None:
+        old = session.conn
+        session.conn = None
+        if old is not None:
+            old_session = getattr(old, "session", None)
+            old.session = None  # type: ignore[attr-defined]
+            self.connections.discard(old)
+            self.heartbeat.remove(old)  # type: ignore[arg-type]
+            if old_session is not None:
+                await old.close_with(p.CloseCode.REPLACED, "replaced by a newer connection")
+
+    async def _player_actor(self, player_id: str) -> ActorRef:
+        name = actor_name(player_id)
+        if player_id in self._ending:
+            # Its on_stop must finish (and leave its last state here) before a successor.
+            await self.system.stop(name)
+            self._ending.discard(player_id)
+        ref = self.system.lookup(name)
+        if ref is not None:
+            return ref
+        record = self._recent.pop(player_id, None)
+        if record is None:
+            record = await self._load_state(player_id)
+        state = PlayerState(player_id, record["x"], record["y"], record["rev"])
+        return await self.system.spawn(PlayerActor, state, self, name=name)
+
+    # -- detaching ----------------------------------------------------------------------
+
+    def detach(self, conn: Connection, session: Session, *, ends_session: bool) -> None:
+        """``conn`` closed: end the session, or keep it resumable for the grace period."""
+        self.connections.discard(conn)
+        self.heartbeat.remove(conn)  # type: ignore[arg-type]
+        if session.conn is not conn:
+            return  # already replaced by a newer connection
+        session.conn = None
+        if ends_session or session.ended:
+            self._end(session)
+            return
+        session.detach_epoch += 1
+        ref = self.system.lookup(actor_name(session.player_id))
+        if ref is not None:
+            ref.tell(Detached(session, session.detach_epoch, self.resume_grace_s))
+
+    def session_expired(self, session: Session) -> None:
+        """The resume grace passed without a reconnect (called by the player's actor)."""
+        self._end(session)
+
+    async def session_overflow(self, session: Session) -> None:
+        """The client stopped acknowledging: close 4413, the session is not resumable."""
+        conn = session.conn
+        self._end(session)
+        if conn is not None:
+            await conn.close_with(p.CloseCode.OUTBOX_FULL, "too many unacknowledged messages")
+
+    def _forget_session(self, session: Session) -> None:
+        session.ended = True
+        self.sessions.pop(session.session_id, None)
+        if self.by_player.get(session.player_id) is session:
+            del self.by_player[session.player_id]
+
+    def _end(self, session: Session) -> None:
+        if session.ended:
+            return  # ended before (replaced, expired or overflowed)
+        self._forget_session(session)
+        if session.player_id in self.by_player:
+            return  # a newer session of the player keeps the actor
+        ref = self.system.lookup(actor_name(session.player_id))
+        if ref is not None:
+            self._ending.add(session.player_id)
+            ref.tell(End())
+
+    def player_stopped(self, state: PlayerState) -> None:
+        """A player's actor ran on_stop: keep its last state for a quick comeback."""
+        recent = self._recent
+        recent[state.player_id] = state.as_record()
+        recent.move_to_end(state.player_id)
+        while len(recent) > RECENT_STATES_MAX:
+            recent.popitem(last=False)
+
+    # -- shutdown -----------------------------------------------------------------------
+
+    async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline, not I/O
+        """Refuse new upgrades, close every socket with 1001, stop every actor (on_stop)."""
+        self.accepting = False
+        conns = list(self.connections)
+        for conn in conns:
+            try:
+                await conn.close_with(p.CloseCode.GOING_AWAY, "server shutting down")
+            except Exception:
+                logger.exception("closing a connection at shutdown failed")
+        logger.info("gateway: closed %d connections; stopping actors", len(conns))
+        await self.system.shutdown(timeout=timeout)
+        await self.flusher.close()

@@ -1,0 +1,97 @@
+"""The node's gateway runtime: one per process, created on the serving event loop.
+
+It owns the actor system, the hub, the heartbeat task and the state flusher; the server
+calls ``runtime_shutdown`` before Daphne cancels the connections (see gamebackend/server.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from django.conf import settings
+
+from actors import ActorSystem
+from gamebackend.gateway.heartbeat import HeartbeatWheel
+from gamebackend.gateway.hub import Hub
+from gamebackend.gateway.tickets import LocalReplayStore, RedisReplayStore
+from gamebackend.players.flush import StateFlusher
+from gamebackend.players.services import player_get_or_provision
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self) -> None:
+        self.system = ActorSystem(
+            node=settings.GAME_NODE_ID, default_mailbox_size=settings.GAME_MAILBOX_SIZE
+        )
+        self.heartbeat = HeartbeatWheel(settings.GAME_HEARTBEAT_S, settings.GAME_HEARTBEAT_MISSES)
+        self.flusher = StateFlusher()
+        self.hub = Hub(
+            system=self.system,
+            heartbeat=self.heartbeat,
+            flusher=self.flusher,
+            outbox_max=settings.GAME_OUTBOX_MAX,
+            resume_grace_s=settings.GAME_RESUME_GRACE_S,
+            load_state=load_player_state,
+        )
+        self.replay_store: Any
+        if settings.REDIS_URL:
+            import redis.asyncio as aioredis
+
+            self.replay_store = RedisReplayStore(aioredis.from_url(settings.REDIS_URL))
+        else:
+            self.replay_store = LocalReplayStore()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        self.flusher.start()
+        self._heartbeat_task = asyncio.get_running_loop().create_task(  # owned by Runtime
+            self.heartbeat.run(), name="gateway-heartbeat"
+        )
+
+    async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
+        if self._closed:
+            return
+        self._closed = True
+        await self.hub.shutdown(timeout)
+        task, self._heartbeat_task = self._heartbeat_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def load_player_state(player_id: str) -> dict[str, Any]:
+    player = await player_get_or_provision(player_id=player_id)
+    return {"x": player.x, "y": player.y, "rev": player.rev}
+
+
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime, started on first use (on the serving event loop)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = Runtime()
+        _runtime.start()
+    return _runtime
+
+
+async def runtime_shutdown(timeout: float) -> None:  # noqa: ASYNC109 - a deadline
+    """Shut the gateway down; it stays in place, refusing upgrades, until the process ends."""
+    if _runtime is not None:
+        await _runtime.shutdown(timeout)
+
+
+async def runtime_reset(timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a deadline
+    """Shut down and forget the runtime (tests that run the app on several event loops)."""
+    global _runtime
+    runtime, _runtime = _runtime, None
+    if runtime is not None:
+        await runtime.shutdown(timeout)

@@ -1,0 +1,43 @@
+"""Exceptions the SDK raises to applications."""
+
+from __future__ import annotations
+
+
+class GameError(Exception):
+    """The server answered a request with `error {code, message, ...}`.
+
+    Subclasses cover failures on the client side, so `except GameError` catches every way a
+    request can fail except a timeout (which raises TimeoutError).
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        retry_after_ms: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after_ms = retry_after_ms
+        self.field = field
+
+
+class ClientClosed(GameError):
+    """The client is closed (by `close()`, or it stopped reconnecting); `close_code` says why."""
+
+    def __init__(self, message: str, close_code: int | None = None) -> None:
+        super().__init__("closed", message)
+        self.close_code = close_code
+
+
+class SessionLost(GameError):
+    """A reconnect could not resume the session, so replies to earlier requests are gone."""
+
+    def __init__(self) -> None:
+        super().__init__("session_lost", "the session was not resumed; request outcome unknown")
+
+
+class SequenceGap(Exception):
+    """The server skipped a seq; the connection is dropped and resumed from the last one."""

@@ -1,0 +1,130 @@
+"""Connect tickets against a real Daphne node: every rejection is an HTTP 403."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.nodes import Node
+from tests.gateway.wsclient import Raw, refused_status
+from tests.procs import http_get
+
+pytestmark = pytest.mark.slow
+
+
+def claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    base: dict[str, object] = {
+        "sub": f"p{uuid.uuid4().hex[:10]}",
+        "iat": now,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def url_for(node: Node, token: str) -> str:
+    return f"{node.ws_url}?ticket={token}"
+
+
+def signed(node: Node, **overrides: object) -> str:
+    return jwt.encode(claims(**overrides), node.secret, algorithm="HS256")
+
+
+async def test_valid_ticket_is_accepted_and_provisions_the_player(node: Node) -> None:
+    raw = await Raw.open(url_for(node, signed(node, sub="newcomer-1")))
+    welcome = await raw.recv()
+    assert welcome["type"] == "welcome"
+    assert welcome["player_id"] == "newcomer-1"
+    assert welcome["resumed"] is False
+    assert welcome["last_seq"] == 0
+    state = await raw.recv()
+    assert state == {
+        "type": "state", "seq": 1, "player_id": "newcomer-1", "x": 0.0, "y": 0.0, "rev": 0,
+    }  # fmt: skip
+    await raw.close()
+
+
+@pytest.mark.parametrize(
+    "make_token",
+    [
+        pytest.param(lambda n: jwt.encode(claims(), "wrong-secret-" * 3, "HS256"), id="bad-sig"),
+        pytest.param(lambda n: jwt.encode(claims(), "", algorithm="none"), id="alg-none"),
+        pytest.param(lambda n: jwt.encode(claims(), n.secret, algorithm="HS512"), id="alg-hs512"),
+        pytest.param(lambda n: signed(n, exp=int(time.time()) - 1), id="expired"),
+        pytest.param(lambda n: signed(n, iat=int(time.time()) - 45), id="iat-too-old"),
+        pytest.param(lambda n: signed(n, iat=int(time.time()) + 45), id="iat-in-future"),
+        pytest.param(lambda n: signed(n, jti=None), id="missing-jti"),
+        pytest.param(lambda n: signed(n, sub=None), id="missing-sub"),
+        pytest.param(lambda n: signed(n, iat=None), id="missing-iat"),
+        pytest.param(lambda n: signed(n, exp=None), id="missing-exp"),
+        pytest.param(lambda n: signed(n, sub="bad id!"), id="malformed-sub"),
+        pytest.param(lambda n: signed(n, sub="x" * 65), id="sub-too-long"),
+        pytest.param(lambda n: signed(n, iat="yesterday"), id="malformed-iat"),
+        pytest.param(lambda n: "not-a-jwt", id="garbage"),
+        pytest.param(lambda n: "", id="empty"),
+    ],
+)
+async def test_bad_tickets_are_refused_before_accept(node: Node, make_token: Any) -> None:
+    assert await refused_status(url_for(node, make_token(node))) == 403
+
+
+async def test_iat_within_the_window_is_accepted_both_ways(node: Node) -> None:
+    for skew in (-25, 25):
+        token = signed(node, iat=int(time.time()) + skew, exp=int(time.time()) + 90)
+        assert await refused_status(url_for(node, token)) is None
+
+
+async def test_a_ticket_is_single_use(node: Node) -> None:
+    token = signed(node)
+    assert await refused_status(url_for(node, token)) is None
+    assert await refused_status(url_for(node, token)) == 403
+
+
+async def test_no_ticket_is_refused(node: Node) -> None:
+    assert await refused_status(node.ws_url) == 403
+
+
+async def test_origin_must_be_allowed_when_present(node: Node) -> None:
+    own = f"http://127.0.0.1:{node.port}"
+    assert await refused_status(url_for(node, signed(node)), origin=own) is None
+    local = f"http://localhost:{node.port}"
+    assert await refused_status(url_for(node, signed(node)), origin=local) is None
+    assert await refused_status(url_for(node, signed(node)), origin="https://evil.example") == 403
+
+
+async def test_unknown_subprotocol_only_is_refused(node: Node) -> None:
+    status = await refused_status(url_for(node, signed(node)), subprotocols=["game.v9.xml"])
+    assert status == 403
+
+
+async def test_the_ticket_never_reaches_the_log(node: Node) -> None:
+    token = signed(node)
+    raw = await Raw.open(url_for(node, token))
+    await raw.recv()
+    await raw.close()
+    assert await refused_status(url_for(node, token)) == 403  # replay, logged as refused
+    assert "WSCONNECT" in node.log() or "WSCONNECTING" in node.log()
+    assert token not in node.log()
+    assert token.split(".")[2] not in node.log()
+
+
+def test_guest_api_issues_a_ticket(node: Node) -> None:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{node.http_url}/api/auth/guest", data=json.dumps({"name": "Ann"}).encode(),
+        method="POST", headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert resp.status == 201
+        body = json.loads(resp.read())
+    assert set(body) == {"player_id", "ticket", "expires_in"}
+    assert body["expires_in"] == 60
+    assert http_get(f"{node.http_url}/api/auth/guest")[0] == 405

@@ -1,0 +1,118 @@
+"""A real Daphne node (``python -m gamebackend.server``) for end-to-end gateway tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from gamebackend.gateway.tickets import mint_ticket
+from tests.procs import ROOT, child_env, free_port, http_get, manage
+
+NODE_START_TIMEOUT_S = 30.0
+NODE_STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Node:
+    port: int
+    secret: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/game/"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ticket(self, player_id: str, **kwargs: object) -> str:
+        return mint_ticket(secret=self.secret, sub=player_id, **kwargs)  # type: ignore[arg-type]
+
+    def url(self, player_id: str, **query: object) -> str:
+        parts = [f"ticket={self.ticket(player_id)}"] + [f"{k}={v}" for k, v in query.items()]
+        return f"{self.ws_url}?{'&'.join(parts)}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=NODE_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_node(var_dir: Path, **extra: str) -> Node:
+    secret = secrets.token_urlsafe(32)
+    port = free_port()
+    env = child_env(var_dir, PORT=str(port), GAME_JWT_SECRET=secret, **extra)
+    var_dir.mkdir(parents=True, exist_ok=True)
+    manage(env, "migrate", "--noinput")
+    log_path = var_dir / "daphne.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gamebackend.server"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    node = Node(port=port, secret=secret, proc=proc, log_path=log_path, env=env)
+    deadline = time.monotonic() + NODE_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"node exited early:\n{node.log()}")
+        try:
+            if http_get(f"{node.http_url}/healthz")[0] == 200:
+                return node
+        except OSError:
+            pass
+        time.sleep(0.1)
+    node.stop()
+    raise AssertionError(f"node not up within {NODE_START_TIMEOUT_S}s:\n{node.log()}")
+
+
+NodeFactory = Callable[..., Node]
+
+
+@pytest.fixture
+def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
+    nodes: list[Node] = []
+
+    def factory(**extra: str) -> Node:
+        node = start_node(tmp_path / f"node{len(nodes)}", **extra)
+        nodes.append(node)
+        return node
+
+    yield factory
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    """One shared node with a short heartbeat, for tests that don't stop it."""
+    n = start_node(
+        tmp_path_factory.mktemp("gateway") / "var",
+        GAME_HEARTBEAT_S=os.environ.get("GAME_TEST_HEARTBEAT_S", "0.6"),
+        GAME_OUTBOX_MAX="64",
+        GAME_RESUME_GRACE_S="30",
+    )
+    yield n
+    n.stop()
