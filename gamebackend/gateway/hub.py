@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 # Recently stopped players' last states, so a quick reconnect does not read a database
 # row the flusher has not written yet.
 RECENT_STATES_MAX = 10_000
+# Channel-layer group that hears player.online/offline events from every node.
+PRESENCE_GROUP = "game.presence"
+ANNOUNCE_TIMEOUT_S = 0.5
 
 
 def actor_name(player_id: str) -> str:
@@ -39,6 +42,7 @@ class Hub:
         outbox_max: int,
         resume_grace_s: float,
         load_state: Any,
+        presence_layer: Any = None,
     ) -> None:
         self.system = system
         self.heartbeat = heartbeat
@@ -46,6 +50,7 @@ class Hub:
         self.outbox_max = outbox_max
         self.resume_grace_s = resume_grace_s
         self._load_state = load_state
+        self._presence_layer = presence_layer
         self.sessions: dict[str, Session] = {}
         self.by_player: dict[str, Session] = {}
         self.connections: set[Any] = set()
@@ -172,13 +177,26 @@ class Hub:
             self._ending.add(session.player_id)
             ref.tell(End())
 
-    def player_stopped(self, state: PlayerState) -> None:
-        """A player's actor ran on_stop: keep its last state for a quick comeback."""
+    async def player_stopped(self, state: PlayerState) -> None:
+        """A player's actor ran on_stop: keep its last state, announce ``player.offline``."""
         recent = self._recent
         recent[state.player_id] = state.as_record()
         recent.move_to_end(state.player_id)
         while len(recent) > RECENT_STATES_MAX:
             recent.popitem(last=False)
+        await self._announce({"type": "player.offline", "player_id": state.player_id})
+
+    async def _announce(self, event: dict[str, Any]) -> None:
+        """Tell every node's presence listeners (channel-layer group; lossy by design)."""
+        layer = self._presence_layer
+        if layer is None:
+            return
+        try:
+            async with asyncio.timeout(ANNOUNCE_TIMEOUT_S):
+                await layer.group_send(PRESENCE_GROUP, event)
+        except Exception as exc:
+            # Presence is advisory: a slow or absent layer must not hold up a stop.
+            logger.warning("announcing %s failed: %r", event["type"], exc)
 
     # -- shutdown -----------------------------------------------------------------------
 

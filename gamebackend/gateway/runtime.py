@@ -11,6 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from actors import ActorSystem
@@ -37,6 +38,7 @@ class Runtime:
             outbox_max=settings.GAME_OUTBOX_MAX,
             resume_grace_s=settings.GAME_RESUME_GRACE_S,
             load_state=load_player_state,
+            presence_layer=get_channel_layer(),
         )
         self.replay_store: Any
         if settings.REDIS_URL:

@@ -127,7 +127,7 @@ class PlayerActor(Actor):
         self._cancel_grace()
         self.state.dirty = True
         self._flush()
-        self.hub.player_stopped(self.state)
+        await self.hub.player_stopped(self.state)
 
     def _detached(self, msg: Detached) -> None:
         if msg.session is self.state.session:

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from gameclient import Backoff, GameClient, GameError
 from gamebackend.gateway import protocol as p
+from gameclient import Backoff, GameClient, GameError
 from tests.nodes import Node
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.nodes import Node
 from tests.gateway.wsclient import Raw, refused_status
+from tests.nodes import Node
 from tests.procs import http_get
 
 pytestmark = pytest.mark.slow

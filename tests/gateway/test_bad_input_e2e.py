@@ -10,8 +10,8 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.nodes import Node, NodeFactory
 from tests.gateway.wsclient import Raw, refused_status
+from tests.nodes import Node, NodeFactory
 
 pytestmark = pytest.mark.slow
 

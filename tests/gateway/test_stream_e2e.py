@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
-from tests.nodes import Node, NodeFactory
 from tests.gateway.wsclient import Raw
+from tests.nodes import Node, NodeFactory
 
 pytestmark = pytest.mark.slow
 

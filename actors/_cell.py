@@ -1,0 +1,370 @@
+"""ActorCell: one actor's mailbox, lifecycle, supervision state and the task that drains it.
+
+An idle cell owns no task: the first message schedules a drain task, which exits as soon as
+the mailbox is empty. Handlers of one actor therefore never overlap, and messages are
+handled in the order they were enqueued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ._actor import Actor
+from ._errors import ActorStopped, MailboxFull
+from ._lifecycle import (
+    RUNNING,
+    STOPPED,
+    STOPPING,
+    SUSPENDED,
+    SYS_CHILD_FAILED,
+    SYS_NOTIFY,
+    SYS_RESTART,
+    SYS_START,
+    SYS_STOP,
+    CellLifecycle,
+)
+from ._mailbox import Ask, Envelope, Overflow, unwrap
+from ._ref import LocalActorRef
+from ._supervisor import Directive, OneForOne, Terminated
+from ._timers import Timer
+
+if TYPE_CHECKING:
+    from ._pid import PID
+    from ._ref import ActorRef
+    from ._system import ActorSystem
+
+logger = logging.getLogger("actors")
+
+# Watchdog: a handler running longer than this starves every other actor on the loop.
+SLOW_HANDLER_S = 0.05
+# Handlers that never suspend would otherwise monopolise the loop while a mailbox has
+# messages; yield after this many so other actors and waiting senders get a turn.
+DRAIN_BATCH = 128
+
+_RUNNING, _SUSPENDED, _STOPPING, _STOPPED = RUNNING, SUSPENDED, STOPPING, STOPPED
+_SYS_START, _SYS_RESTART, _SYS_STOP = SYS_START, SYS_RESTART, SYS_STOP
+_SYS_NOTIFY, _SYS_CHILD_FAILED = SYS_NOTIFY, SYS_CHILD_FAILED
+
+_monotonic = time.monotonic
+
+
+def _describe(msg: Any) -> str:
+    return type(msg).__name__
+
+
+class ActorCell(CellLifecycle):
+    __slots__ = (
+        "_args",
+        "_cls",
+        "_consecutive",
+        "_failed",
+        "_history",
+        "_kwargs",
+        "_processed",
+        "_restarts",
+        "_sender",
+        "_strategy",
+    )
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        pid: PID,
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        capacity: int,
+        overflow: Overflow,
+        strategy: OneForOne,
+        parent: ActorCell | None,
+    ) -> None:
+        super().__init__(capacity, overflow)
+        self.system = system
+        self.pid = pid
+        self.ref = LocalActorRef(self)
+        self._cls = cls
+        self._args = args
+        self._kwargs = kwargs
+        self._strategy = strategy
+        self._parent = parent
+        self._state = _RUNNING
+        self._task: asyncio.Task[None] | None = None
+        self._sys: deque[tuple[int, Any]] | None = None
+        self._children: set[CellLifecycle] | None = None
+        self._timers: set[Timer] | None = None
+        self._restart_handle: asyncio.TimerHandle | None = None
+        self._history: deque[float] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._sender: ActorRef | None = None
+        self._processed = 0
+        self._failed = 0
+        self._restarts = 0
+        self._consecutive = 0
+        self._actor = self._instantiate()
+
+    # -- construction ----------------------------------------------------------------------
+
+    def _instantiate(self) -> Actor:
+        cls = self._cls
+        actor = cls.__new__(cls)
+        actor._cell = self
+        init: Any = cls.__init__
+        init(actor, *self._args, **(self._kwargs or {}))
+        return actor
+
+    def start(self) -> None:
+        """Queue on_start (only when overridden: actors without it cost no task at spawn)."""
+        if type(self._actor).on_start is not Actor.on_start:
+            self._post(_SYS_START, None)
+
+    # -- enqueueing (hot path) -------------------------------------------------------------
+
+    def tell(self, item: Any) -> None:
+        if self._state >= _STOPPING:
+            self.system.dead_letters.record(self.pid, unwrap(item), "actor stopped")
+            return
+        q = self._q
+        if q is None:
+            q = self._q = deque()
+        elif len(q) >= self._capacity:
+            self._make_room(q, item)
+        q.append(item)
+        if self._task is None and not self._state:
+            # The cell owns its drain task; stop/shutdown await it or cancel it.
+            self._task = self.system.loop.create_task(self._drain())  # owned by this cell
+
+    def _rejected(self, item: Any) -> None:
+        self.system.mailbox_rejected += 1
+        raise MailboxFull(self.pid, self._capacity)
+
+    def _dropped(self, item: Any) -> None:
+        self.system.mailbox_dropped += 1
+        if type(item) is Ask and not item.future.done():
+            item.future.set_exception(MailboxFull(self.pid, self._capacity))
+
+    def enqueue_ask(self, item: Ask) -> bool:
+        """Queue an ask if there is room; False means wait for room and retry."""
+        if self._state >= _STOPPING:
+            raise ActorStopped(self.pid)
+        if self._full():
+            return False
+        self.tell(item)
+        return True
+
+    async def put(self, item: Any) -> None:
+        """Enqueue, waiting for room under either overflow policy (producer backpressure)."""
+        while self._state < _STOPPING and self._full():
+            await self._wait_for_room()
+        self.tell(item)
+
+    async def wait_for_room(self) -> None:
+        if self._state < _STOPPING and self._full():
+            await self._wait_for_room()
+
+    def deliver_timer(self, msg: Any) -> None:
+        try:
+            self.tell(msg)
+        except MailboxFull:
+            self.system.timer_overflow(self.pid, msg)
+
+    # -- the drain task --------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        monotonic = _monotonic
+        batch = 0
+        actor = self._actor
+        try:
+            while True:
+                if self._sys:
+                    await self._run_system()
+                    if self._state == _SUSPENDED or self._state == _STOPPED:
+                        return
+                    actor = self._actor
+                    continue
+                q = self._q
+                if not q:
+                    # Idle: release the buffers so a quiet actor holds only its cell.
+                    self._q = None
+                    self._sys = None
+                    return
+                item = q.popleft()
+                if self._waiters:
+                    self._taken()
+                kind = type(item)
+                started = monotonic()
+                try:
+                    if kind is Ask:
+                        msg = item.msg
+                        fut = item.future
+                        self._sender = item.sender
+                        try:
+                            result = await actor.on_receive(msg)
+                        except Exception as exc:
+                            if not fut.done():
+                                fut.set_exception(exc)
+                            raise
+                        finally:
+                            self._sender = None
+                        if not fut.done():
+                            fut.set_result(result)
+                    elif kind is Envelope:
+                        msg = item.msg
+                        self._sender = item.sender
+                        try:
+                            await actor.on_receive(msg)
+                        finally:
+                            self._sender = None
+                    else:
+                        msg = item
+                        await actor.on_receive(msg)
+                    if self._consecutive:
+                        self._consecutive = 0
+                except Exception as exc:
+                    self._processed += 1
+                    await self._fail(exc, msg, "on_receive")
+                    if self._state == _SUSPENDED:
+                        return
+                    actor = self._actor
+                    continue
+                self._processed += 1
+                elapsed = monotonic() - started
+                if elapsed > SLOW_HANDLER_S:
+                    self.system.slow_handler(self.pid, msg, elapsed)
+                batch += 1
+                if batch >= DRAIN_BATCH:
+                    batch = 0
+                    await asyncio.sleep(0)
+        finally:
+            self._task = None
+
+    def _post(self, kind: int, payload: Any) -> None:
+        """Queue a system message; it bypasses the bound and overtakes user messages."""
+        if self._state == _STOPPED:
+            return
+        sys_q = self._sys
+        if sys_q is None:
+            sys_q = self._sys = deque()
+        sys_q.append((kind, payload))
+        if self._task is None and self._state != _SUSPENDED:
+            self._task = self.system.loop.create_task(self._drain())  # owned by this cell
+
+    async def _run_system(self) -> None:
+        sys_q = self._sys
+        while sys_q and self._state != _STOPPED:
+            kind, payload = sys_q.popleft()
+            if kind == _SYS_STOP:
+                await self._stop_now(*payload)
+            elif kind == _SYS_START:
+                await self._start_instance(restart=False)
+            elif self._state >= _STOPPING:
+                continue  # restarts and notices are moot once stopping
+            elif kind == _SYS_RESTART:
+                await self._start_instance(restart=True)
+            elif kind == _SYS_NOTIFY:
+                await self._deliver_notice(payload)
+            elif kind == _SYS_CHILD_FAILED:
+                child, exc = payload
+                await self._fail(exc, None, f"child {child}", escalated=True)
+            if self._state == _SUSPENDED:
+                return
+
+    async def _start_instance(self, restart: bool) -> None:
+        if restart:
+            # Children and timers belong to the failed incarnation; the new one rebuilds
+            # whatever it needs in on_start (which also avoids child name clashes).
+            await self._stop_children()
+            self._cancel_timers()
+            try:
+                self._actor = self._instantiate()
+            except Exception as exc:
+                await self._fail(exc, None, "__init__")
+                return
+        actor = self._actor
+        if type(actor).on_start is Actor.on_start:
+            return
+        try:
+            await actor.on_start()
+        except Exception as exc:
+            await self._fail(exc, None, "on_start")
+
+    async def _deliver_notice(self, notice: Terminated) -> None:
+        self._processed += 1
+        try:
+            await self._actor.on_receive(notice)
+        except Exception as exc:
+            await self._fail(exc, notice, "on_receive")
+
+    # -- failures and supervision ------------------------------------------------------------
+
+    async def _fail(self, exc: Exception, msg: Any, phase: str, escalated: bool = False) -> None:
+        self._failed += 1
+        self._consecutive += 1
+        if escalated:
+            # The child already logged the traceback; one line here keeps "logged once".
+            logger.error("actor %s: failure escalated from %s: %r", self.pid, phase, exc)
+        else:
+            what = _describe(msg) if msg is not None else "-"
+            logger.error(
+                "actor %s failed in %s (message %s): %r",
+                self.pid,
+                phase,
+                what,
+                exc,
+                exc_info=exc,
+            )
+        try:
+            await self._actor.on_failure(exc, msg)
+        except Exception:
+            logger.exception("actor %s: on_failure hook raised", self.pid)
+        if self._state >= _STOPPING:
+            return  # the hook (or someone else) already asked it to stop
+        if self._history is None:
+            self._history = deque()
+        plan = self._strategy.plan(exc, self._history, self._consecutive, _monotonic())
+        directive, delay = plan.directive, plan.delay
+        if directive is Directive.RESUME:
+            return
+        if directive is Directive.RESTART:
+            self._restarts += 1
+            if delay <= 0:
+                self._post(_SYS_RESTART, None)
+            else:
+                # Wait without a task: a timer handle flips us back to running.
+                self._state = _SUSPENDED
+                self._restart_handle = self.system.loop.call_later(delay, self._end_backoff)
+            return
+        if plan.budget_exhausted:
+            logger.error(
+                "actor %s: restart budget exhausted (%r); stopping", self.pid, self._strategy
+            )
+        self.request_stop(exc, escalate=directive is Directive.ESCALATE)
+
+    def _end_backoff(self) -> None:
+        self._restart_handle = None
+        if self._state != _SUSPENDED:
+            return
+        self._state = _RUNNING
+        self._post(_SYS_RESTART, None)
+
+    @property
+    def sender(self) -> ActorRef | None:
+        return self._sender
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.system.loop
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "mailbox": len(self),
+            "processed": self._processed,
+            "failed": self._failed,
+            "restarts": self._restarts,
+        }
+
+    def __repr__(self) -> str:
+        return f"<ActorCell {self.pid} {type(self._actor).__name__} state={self._state}>"
