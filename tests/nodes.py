@@ -58,8 +58,9 @@ class Node:
         return self.proc.returncode
 
 
-def start_node(var_dir: Path, **extra: str) -> Node:
-    secret = secrets.token_urlsafe(32)
+def start_node(var_dir: Path, secret: str | None = None, **extra: str) -> Node:
+    from_env = extra.pop("GAME_JWT_SECRET", None)
+    secret = secret or from_env or secrets.token_urlsafe(32)
     port = free_port()
     env = child_env(var_dir, PORT=str(port), GAME_JWT_SECRET=secret, **extra)
     var_dir.mkdir(parents=True, exist_ok=True)

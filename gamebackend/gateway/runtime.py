@@ -26,8 +26,12 @@ logger = logging.getLogger(__name__)
 
 class Runtime:
     def __init__(self) -> None:
+        # In the cluster profile actors on other nodes are reachable through the shared
+        # channel layer; a single machine has no other node to reach.
         self.system = ActorSystem(
-            node=settings.GAME_NODE_ID, default_mailbox_size=settings.GAME_MAILBOX_SIZE
+            node=settings.GAME_NODE_ID,
+            default_mailbox_size=settings.GAME_MAILBOX_SIZE,
+            channel_layer=get_channel_layer() if settings.REDIS_URL else None,
         )
         self.heartbeat = HeartbeatWheel(settings.GAME_HEARTBEAT_S, settings.GAME_HEARTBEAT_MISSES)
         self.flusher = StateFlusher()

@@ -1,0 +1,35 @@
+"""Two cluster-profile nodes on the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.gateway.wsclient import Raw, refused_status
+from tests.nodes import NodeFactory, start_node
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+async def test_a_ticket_used_on_one_node_is_refused_on_another(
+    node_factory: NodeFactory, cluster_env: dict[str, str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    node_a = node_factory(**cluster_env)
+    # The second node shares the database, Redis and secrets, not the var directory.
+    node_b = start_node(tmp_path / "b", secret=node_a.secret, **cluster_env)
+    try:
+        player = f"c{uuid.uuid4().hex[:10]}"
+        token = node_a.ticket(player)
+        raw = await Raw.open(f"{node_a.ws_url}?ticket={token}")
+        welcome = await raw.recv()
+        assert welcome["node"].endswith(f":{node_a.port}")
+        reply = await raw.request({"type": "move", "x": 4, "y": 2, "id": 1})
+        assert reply["rev"] == 1
+        # The jti is remembered in Redis, so the other node refuses the replay.
+        assert await refused_status(f"{node_b.ws_url}?ticket={token}") == 403
+        # A fresh ticket works on either node.
+        assert await refused_status(node_b.url(f"c{uuid.uuid4().hex[:10]}")) is None
+        await raw.close()
+    finally:
+        node_b.stop()
