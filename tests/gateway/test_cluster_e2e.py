@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 async def test_a_ticket_used_on_one_node_is_refused_on_another(
-    node_factory: NodeFactory, cluster_env: dict[str, str], tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    node_factory: NodeFactory, cluster_env: dict[str, str], tmp_path: Path
+) -> None:
     node_a = node_factory(**cluster_env)
     # The second node shares the database, Redis and secrets, not the var directory.
     node_b = start_node(tmp_path / "b", secret=node_a.secret, **cluster_env)
