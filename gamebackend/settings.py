@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "gamebackend.health",
     "gamebackend.players",
     "gamebackend.gateway",
+    "gamebackend.flow",
     "console",
 ]
 
@@ -230,6 +231,13 @@ GAME_ALLOW_GUESTS = conf.env_bool("GAME_ALLOW_GUESTS", not GAME_CLUSTER)
 # Actors' on_stop must finish within this at shutdown (inside the 10 s stop budget).
 GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
 GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)
+
+# --- Flow control (docs/FLOW.md) ------------------------------------------------------------
+
+# Rate limits at the gateway and the auth API; off only for benchmarks' baselines.
+GAME_RATE_LIMITS = conf.env_bool("GAME_RATE_LIMITS", True)
+# Rate-limit rejections of one connection within 10 s before it is closed with 4429.
+GAME_ABUSE_THRESHOLD = conf.env_int("GAME_ABUSE_THRESHOLD", 50, minimum=1)
 # A worker counts as alive when it answered a ping this recently (readiness).
 GAME_WORKER_PING_MAX_AGE_S = conf.env_float("GAME_WORKER_PING_MAX_AGE_S", 30.0, minimum=1.0)
 

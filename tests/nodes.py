@@ -58,23 +58,37 @@ class Node:
         return self.proc.returncode
 
 
-def start_node(var_dir: Path, secret: str | None = None, **extra: str) -> Node:
+# Tests open many connections from 127.0.0.1 in quick succession; the shipped per-IP
+# connect limit (10/s) is for real players.
+TEST_CONNECT_RULE = ("ws.connect", "--scope", "ip", "--rate", "1000", "--burst", "1000")
+
+
+def start_node(
+    var_dir: Path,
+    *,
+    secret: str | None = None,
+    rules: list[tuple[str, ...]] | None = None,
+    env: dict[str, str] | None = None,
+) -> Node:
+    extra = dict(env or {})
     from_env = extra.pop("GAME_JWT_SECRET", None)
     secret = secret or from_env or secrets.token_urlsafe(32)
     port = free_port()
-    env = child_env(var_dir, PORT=str(port), GAME_JWT_SECRET=secret, **extra)
+    node_env = child_env(var_dir, PORT=str(port), GAME_JWT_SECRET=secret, **extra)
     var_dir.mkdir(parents=True, exist_ok=True)
-    manage(env, "migrate", "--noinput")
+    manage(node_env, "migrate", "--noinput")
+    for rule in [TEST_CONNECT_RULE] if rules is None else rules:
+        manage(node_env, "flowrule", *rule)
     log_path = var_dir / "daphne.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gamebackend.server"],
             cwd=ROOT,
-            env=env,
+            env=node_env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    node = Node(port=port, secret=secret, proc=proc, log_path=log_path, env=env)
+    node = Node(port=port, secret=secret, proc=proc, log_path=log_path, env=node_env)
     deadline = time.monotonic() + NODE_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -96,8 +110,8 @@ NodeFactory = Callable[..., Node]
 def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
     nodes: list[Node] = []
 
-    def factory(**extra: str) -> Node:
-        node = start_node(tmp_path / f"node{len(nodes)}", **extra)
+    def factory(rules: list[tuple[str, ...]] | None = None, **extra: str) -> Node:
+        node = start_node(tmp_path / f"node{len(nodes)}", rules=rules, env=extra)
         nodes.append(node)
         return node
 
@@ -111,9 +125,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     """One shared node with a short heartbeat, for tests that don't stop it."""
     n = start_node(
         tmp_path_factory.mktemp("gateway") / "var",
-        GAME_HEARTBEAT_S=os.environ.get("GAME_TEST_HEARTBEAT_S", "0.6"),
-        GAME_OUTBOX_MAX="64",
-        GAME_RESUME_GRACE_S="30",
+        env={
+            "GAME_HEARTBEAT_S": os.environ.get("GAME_TEST_HEARTBEAT_S", "0.6"),
+            "GAME_OUTBOX_MAX": "64",
+            "GAME_RESUME_GRACE_S": "30",
+        },
     )
     yield n
     n.stop()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,6 +126,43 @@ def running_node(var_dir: Path, **extra: str) -> Iterator[tuple[str, subprocess.
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def console_opener(base_url: str, username: str, password: str) -> urllib.request.OpenerDirector:
+    """A cookie-keeping HTTP client logged into /console/ (as a browser: CSRF + form)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(f"{base_url}/console/login/", timeout=HTTP_TIMEOUT_S) as resp:
+        page = resp.read().decode()
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match, "login page has no CSRF token"
+    form = urllib.parse.urlencode(
+        {
+            "csrfmiddlewaretoken": match.group(1),
+            "username": username,
+            "password": password,
+            "next": "/console/",
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{base_url}/console/login/?next=/console/", data=form, headers={"Referer": base_url}
+    )
+    with opener.open(request, timeout=HTTP_TIMEOUT_S) as resp:
+        assert resp.geturl().endswith("/console/"), resp.geturl()
+    return opener
+
+
+def csrf_token(page: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def console_login(base_url: str, username: str, password: str) -> str:
+    """Log into /console/; returns the index page's HTML."""
+    opener = console_opener(base_url, username, password)
+    with opener.open(f"{base_url}/console/", timeout=HTTP_TIMEOUT_S) as resp:
+        return str(resp.read().decode())
 
 
 def process_group_alive(pgid: int) -> bool:

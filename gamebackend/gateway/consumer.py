@@ -7,6 +7,7 @@ non-blocking ``tell``; what the actor emits reaches the socket through the sessi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -19,6 +20,7 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from actors import ActorRef, MailboxFull
+from gamebackend.flow.live import FlowRuntime, get_flow
 from gamebackend.gateway import protocol as p
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
@@ -31,6 +33,23 @@ logger = logging.getLogger(__name__)
 BAD_FRAME_LIMIT = 10
 BAD_FRAME_WINDOW_S = 10.0
 MAX_QUERY_VALUE = 4096
+# Rate-limit rejections within ABUSE_WINDOW_S beyond GAME_ABUSE_THRESHOLD close with 4429.
+ABUSE_WINDOW_S = 10.0
+CONNECT_RESOURCE = "ws.connect"
+# ping, pong and ack share one per-connection rule instead of per-type rules.
+CONTROL_RESOURCE = "ws.control"
+_CONTROL_TYPES = (p.Ack, p.Ping, p.Pong)
+_resources: dict[type, str] = {}
+
+
+def resource_of(kind: type) -> str:
+    """The rate-limit resource of a message type: ``ws.<wire type>`` (cached)."""
+    name = _resources.get(kind)
+    if name is None:
+        tag = kind.__struct_config__.tag  # type: ignore[attr-defined]
+        name = _resources[kind] = CONTROL_RESOURCE if kind in _CONTROL_TYPES else f"ws.{tag}"
+    return name
+
 
 _BAD_FRAME_CODES = frozenset({p.BAD_MESSAGE, p.INVALID, p.UNKNOWN_TYPE})
 # Channels' alias for "no channel layer": the consumer must not open a per-connection
@@ -63,7 +82,10 @@ class GameConsumer(AsyncConsumer):
     hb_outstanding = 0
     hb_last_ts = 0
     _bad: deque[float] | None = None
+    _abuse: deque[float] | None = None
     _server_close: int | None = None
+    _flow: FlowRuntime | None = None
+    _ip = ""
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' default dispatch awaits aclose_old_connections() (a thread hop) before
@@ -94,6 +116,21 @@ class GameConsumer(AsyncConsumer):
         hub = runtime.hub
         if not hub.accepting:
             return await self._refuse("shutting down")
+        client = self.scope.get("client") or ("", 0)
+        self._ip = str(client[0] or "")
+        if settings.GAME_RATE_LIMITS:
+            # Checked per IP before the ticket, so floods of bad tickets spend tokens too.
+            flow = self._flow = get_flow()
+            await flow.ready()
+            decision = await flow.check(CONNECT_RESOURCE, ip=self._ip)
+            if decision.rejected:
+                # Daphne cannot answer an upgrade with HTTP 429: accept, then close at once.
+                await self.base_send({"type": "websocket.accept"})
+                return await self.close_with(
+                    p.CloseCode.RATE_LIMITED, f"retry_after_ms={decision.retry_after_ms}"
+                )
+            if decision.delay_s:
+                await asyncio.sleep(decision.delay_s)
         origin = _origin(self.scope)
         if origin is not None and origin not in settings.GAME_ALLOWED_ORIGINS:
             return await self._refuse("origin not allowed")
@@ -157,6 +194,15 @@ class GameConsumer(AsyncConsumer):
             await self._error(session, exc.to_error())
             return
         kind = type(msg)
+        flow = self._flow
+        if flow is not None:
+            decision = await flow.check(resource_of(kind), player=session.player_id, ip=self._ip)
+            if decision.rejected:
+                await self._rate_limited(session, msg, decision.retry_after_ms)
+                return
+            if decision.delay_s:
+                # Queue behaviour: this connection's later frames wait too (order is kept).
+                await asyncio.sleep(decision.delay_s)
         if kind is p.Ack:
             if not session.outbox.ack(msg.seq):  # type: ignore[attr-defined]
                 await self._error(
@@ -182,6 +228,25 @@ class GameConsumer(AsyncConsumer):
                 await session.emit(
                     p.Error(code=p.BUSY, message="the player is busy; retry shortly", re=msg.id)
                 )
+
+    async def _rate_limited(self, session: Session, msg: Any, retry_after_ms: int) -> None:
+        await session.emit(
+            p.Error(
+                code=p.RATE_LIMITED,
+                message="too many messages; slow down",
+                re=msg.id,
+                retry_after_ms=retry_after_ms,
+            )
+        )
+        now = time.monotonic()
+        abuse = self._abuse
+        if abuse is None:
+            abuse = self._abuse = deque(maxlen=settings.GAME_ABUSE_THRESHOLD + 1)
+        abuse.append(now)
+        if len(abuse) > settings.GAME_ABUSE_THRESHOLD and now - abuse[0] <= ABUSE_WINDOW_S:
+            await self.close_with(
+                p.CloseCode.RATE_LIMITED, f"rate-limit abuse; retry_after_ms={retry_after_ms}"
+            )
 
     async def _error(self, session: Session, error: p.Error) -> None:
         await session.emit(error)

@@ -15,7 +15,14 @@ from actors import ActorRef, ActorSystem
 from gamebackend.gateway import protocol as p
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.session import Connection, Session
-from gamebackend.players.actor import Attach, Detached, End, PlayerActor, PlayerState
+from gamebackend.players.actor import (
+    PLAYER_SUPERVISOR,
+    Attach,
+    Detached,
+    End,
+    PlayerActor,
+    PlayerState,
+)
 from gamebackend.players.flush import StateFlusher
 
 logger = logging.getLogger(__name__)
@@ -130,7 +137,9 @@ class Hub:
         if record is None:
             record = await self._load_state(player_id)
         state = PlayerState(player_id, record["x"], record["y"], record["rev"])
-        return await self.system.spawn(PlayerActor, state, self, name=name)
+        return await self.system.spawn(
+            PlayerActor, state, self, name=name, supervisor=PLAYER_SUPERVISOR
+        )
 
     # -- detaching ----------------------------------------------------------------------
 

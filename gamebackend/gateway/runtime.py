@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from actors import ActorSystem
+from gamebackend.flow.live import flow_reset, get_flow
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
 from gamebackend.gateway.tickets import LocalReplayStore, RedisReplayStore
@@ -34,7 +35,10 @@ class Runtime:
             channel_layer=get_channel_layer() if settings.REDIS_URL else None,
         )
         self.heartbeat = HeartbeatWheel(settings.GAME_HEARTBEAT_S, settings.GAME_HEARTBEAT_MISSES)
-        self.flusher = StateFlusher()
+        self.flow = get_flow()
+        # Enqueueing goes through the celery.enqueue breaker: a dead broker fails fast and
+        # the flusher keeps the states until it is back.
+        self.flusher = StateFlusher(guard=self.flow.breakers.breaker("celery.enqueue").call)
         self.hub = Hub(
             system=self.system,
             heartbeat=self.heartbeat,
@@ -65,6 +69,7 @@ class Runtime:
             return
         self._closed = True
         await self.hub.shutdown(timeout)
+        await self.flow.close()
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None:
             task.cancel()
@@ -101,3 +106,4 @@ async def runtime_reset(timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a dea
     runtime, _runtime = _runtime, None
     if runtime is not None:
         await runtime.shutdown(timeout)
+    await flow_reset()

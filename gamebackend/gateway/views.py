@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from gamebackend.flow.live import get_flow
 from gamebackend.gateway.services import (
     GUEST_NAME_MAX,
     guest_create,
@@ -18,6 +20,25 @@ from gamebackend.gateway.services import (
 )
 
 MAX_BODY_BYTES = 4096
+MS_PER_S = 1000
+
+
+async def _rate_limited(request: HttpRequest, resource: str) -> JsonResponse | None:
+    """A 429 when the client IP is over ``resource``'s limit, else None (queue: wait)."""
+    if not settings.GAME_RATE_LIMITS:
+        return None
+    flow = get_flow()
+    await flow.ready()
+    decision = await flow.check(resource, ip=str(request.META.get("REMOTE_ADDR") or ""))
+    if decision.rejected:
+        response = _error(
+            429, "rate_limited", "too many requests", retry_after_ms=decision.retry_after_ms
+        )
+        response["Retry-After"] = str(max(1, -(-decision.retry_after_ms // MS_PER_S)))
+        return response
+    if decision.delay_s:
+        await asyncio.sleep(decision.delay_s)
+    return None
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
@@ -42,6 +63,8 @@ async def guest(request: HttpRequest) -> JsonResponse:
     """``POST /api/auth/guest {"name"?}`` -> 201 ``{player_id, ticket, expires_in}``."""
     if not settings.GAME_ALLOW_GUESTS:
         return _error(404, "not_found", "guest login is disabled on this server")
+    if limited := await _rate_limited(request, "http.auth.guest"):
+        return limited
     body = _json_body(request)
     if body is None:
         return _error(400, "invalid", "the body must be a JSON object")
@@ -59,6 +82,8 @@ async def guest(request: HttpRequest) -> JsonResponse:
 @require_POST
 async def ticket(request: HttpRequest) -> JsonResponse:
     """``POST /api/auth/ticket`` for a logged-in user -> 201 ``{player_id, ticket, expires_in}``."""
+    if limited := await _rate_limited(request, "http.auth.ticket"):
+        return limited
     user = await request.auser()
     if not user.is_authenticated:
         return _error(401, "unauthenticated", "log in first")

@@ -11,7 +11,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors import Actor, Timer
+from actors import Actor, Directive, OneForOne, Timer
+from gamebackend.flow.breaker import CircuitOpen
 from gamebackend.gateway import protocol as p
 
 if TYPE_CHECKING:
@@ -23,6 +24,19 @@ logger = logging.getLogger(__name__)
 # A changed state is snapshotted to the flusher at most this long after the change, so a
 # crashed node loses at most this much of a player's progress.
 SNAPSHOT_DELAY_S = 5.0
+
+
+def player_decider(exc: BaseException) -> Directive:
+    # A downstream breaker that is open is not the actor's fault: keep its state and go on.
+    if isinstance(exc, CircuitOpen):
+        return Directive.RESUME
+    return Directive.RESTART
+
+
+# A crash restarts only that player's actor, quickly; a player that keeps crashing stops.
+PLAYER_SUPERVISOR = OneForOne(
+    max_restarts=10, within_s=60.0, backoff=(0.01, 1.0), decider=player_decider
+)
 
 
 class PlayerState:
@@ -118,10 +132,18 @@ class PlayerActor(Actor):
         # Every request is answered exactly once: a failed one is answered `internal`.
         request_id = getattr(msg, "id", None)
         session = self.state.session
-        if request_id is not None and session is not None:
-            await session.emit(
-                p.Error(code=p.INTERNAL, message="the request failed; retry", re=request_id)
+        if request_id is None or session is None:
+            return
+        if isinstance(exc, CircuitOpen):
+            error = p.Error(
+                code=p.CIRCUIT_OPEN,
+                message=f"{exc.name} is unavailable; retry later",
+                re=request_id,
+                retry_after_ms=exc.retry_after_ms,
             )
+        else:
+            error = p.Error(code=p.INTERNAL, message="the request failed; retry", re=request_id)
+        await session.emit(error)
 
     async def on_stop(self) -> None:
         self._cancel_grace()

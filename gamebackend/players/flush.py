@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,12 @@ FLUSH_BATCH = 500
 MAX_PENDING = 100_000
 
 Enqueue = Callable[[list[dict[str, Any]]], Any]
+# Runs a blocking enqueue off the loop, e.g. through the ``celery.enqueue`` breaker.
+Guard = Callable[..., Awaitable[Any]]
+
+
+async def unguarded(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    return await fn(*args)
 
 
 def celery_enqueue(records: list[dict[str, Any]]) -> Any:
@@ -31,8 +37,9 @@ def celery_enqueue(records: list[dict[str, Any]]) -> Any:
 
 
 class StateFlusher:
-    def __init__(self, enqueue: Enqueue = celery_enqueue) -> None:
+    def __init__(self, enqueue: Enqueue = celery_enqueue, guard: Guard = unguarded) -> None:
         self._enqueue = enqueue
+        self._guard = guard
         # Latest record per player: a newer state supersedes an unsent older one.
         self._pending: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
@@ -64,7 +71,7 @@ class StateFlusher:
             batch_keys = list(self._pending)[:FLUSH_BATCH]
             batch = [self._pending.pop(key) for key in batch_keys]
             try:
-                await asyncio.to_thread(self._enqueue, batch)
+                await self._guard(asyncio.to_thread, self._enqueue, batch)
             except Exception:
                 self.failures += 1
                 logger.exception("enqueueing %d player states failed; will retry", len(batch))

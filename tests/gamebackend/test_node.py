@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-import http.cookiejar
-import re
 import signal
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.procs import (
     ADMIN_PASSWORD,
-    HTTP_TIMEOUT_S,
     NODE_STOP_TIMEOUT_S,
+    console_login,
     http_get,
     process_group_alive,
     running_node,
 )
 
 pytestmark = pytest.mark.slow
-
-
-def console_login(base_url: str, username: str, password: str) -> str:
-    """Log into /console/ as a browser would (CSRF cookie + form); returns the index HTML."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    with opener.open(f"{base_url}/console/login/", timeout=HTTP_TIMEOUT_S) as resp:
-        page = resp.read().decode()
-    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert match, "login page has no CSRF token"
-    form = urllib.parse.urlencode(
-        {
-            "csrfmiddlewaretoken": match.group(1),
-            "username": username,
-            "password": password,
-            "next": "/console/",
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{base_url}/console/login/?next=/console/", data=form, headers={"Referer": base_url}
-    )
-    with opener.open(request, timeout=HTTP_TIMEOUT_S) as resp:
-        assert resp.geturl().endswith("/console/"), resp.geturl()
-        return resp.read().decode()
 
 
 def assert_stops_on_sigterm(proc) -> None:

@@ -18,7 +18,7 @@ async def test_a_ticket_used_on_one_node_is_refused_on_another(
 ) -> None:
     node_a = node_factory(**cluster_env)
     # The second node shares the database, Redis and secrets, not the var directory.
-    node_b = start_node(tmp_path / "b", secret=node_a.secret, **cluster_env)
+    node_b = start_node(tmp_path / "b", secret=node_a.secret, env=cluster_env)
     try:
         player = f"c{uuid.uuid4().hex[:10]}"
         token = node_a.ticket(player)

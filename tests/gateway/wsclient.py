@@ -43,6 +43,13 @@ class Raw:
                     continue
             return msg
 
+    async def answer_pings_until(self, count: int) -> None:
+        """Answer server pings until ``count`` have arrived (other messages must not come)."""
+        while self.pings < count:
+            msg = await self.recv(answer_pings=False)
+            assert msg.get("type") == "ping", msg
+            await self.send({"type": "pong", "ts": msg["ts"]})
+
     async def request(self, obj: Any) -> Any:
         """Send ``obj`` (which carries an ``id``) and return the reply with that ``re``."""
         await self.send(obj)
@@ -55,6 +62,18 @@ class Raw:
         """Read (and drop) messages until the connection closes, which raises."""
         while True:
             await self.recv(answer_pings=answer_pings, timeout=timeout)
+
+    async def collect_until_closed(self) -> tuple[list[Any], int]:
+        """Every message until the server closes, and its close code."""
+        messages: list[Any] = []
+        try:
+            while True:
+                messages.append(await self.recv())
+        except ConnectionClosed as exc:
+            closed = exc
+        if closed.rcvd is None:
+            raise AssertionError("connection dropped without a close frame")
+        return messages, int(closed.rcvd.code)
 
     async def closed_with(self, timeout: float = RECV_TIMEOUT_S) -> int:
         """Read until the server closes; the close code (a close frame is required)."""

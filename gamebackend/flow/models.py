@@ -1,0 +1,167 @@
+"""Flow-control rules as operators edit them in the console, with an audit trail.
+
+Validation is the enforcement code's own (``bucket.Rule`` / ``breaker.BreakerRule``), so
+what the console accepts is exactly what every node can enforce.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from gamebackend.flow.breaker import BreakerRule as BreakerSpec
+from gamebackend.flow.breaker import Strategy
+from gamebackend.flow.bucket import Behavior, Rule, RuleError, Scope
+
+
+def _choices(enum: Any) -> list[tuple[str, str]]:
+    return [(member.value, member.value.replace("_", " ")) for member in enum]
+
+
+class RateLimitRule(models.Model):
+    resource = models.CharField(
+        max_length=100, help_text="e.g. ws.move, ws.connect, http.auth.guest"
+    )
+    scope = models.CharField(max_length=16, choices=_choices(Scope), default=Scope.PLAYER.value)
+    rate = models.FloatField(help_text="tokens per second")
+    burst = models.FloatField(help_text="bucket capacity (at least 1)")
+    behavior = models.CharField(
+        max_length=16, choices=_choices(Behavior), default=Behavior.REJECT.value
+    )
+    max_queueing_ms = models.FloatField(
+        default=0, help_text="queue: longest delay before rejecting"
+    )
+    warm_up_s = models.FloatField(default=0, help_text="warm up: ramp from a third to full rate")
+    enabled = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["resource", "scope"], name="flow_rate_rule_unique")
+        ]
+        ordering = ["resource", "scope"]
+
+    def __str__(self) -> str:
+        return f"{self.resource} per {self.scope}"
+
+    def to_spec(self) -> Rule:
+        return Rule(
+            resource=self.resource,
+            scope=Scope(self.scope),
+            rate=self.rate,
+            burst=self.burst,
+            behavior=Behavior(self.behavior),
+            max_queueing_ms=self.max_queueing_ms,
+            warm_up_s=self.warm_up_s,
+            enabled=self.enabled,
+        )
+
+    def clean(self) -> None:
+        try:
+            self.to_spec()
+        except (RuleError, ValueError) as exc:
+            raise ValidationError(_field_error(str(exc), self.FIELD_NAMES)) from None
+
+    FIELD_NAMES = ("max_queueing_ms", "warm_up_s", "resource", "scope", "rate", "burst", "behavior")
+
+
+class BreakerRule(models.Model):
+    resource = models.CharField(
+        max_length=100, unique=True, help_text="e.g. db.flush, celery.enqueue"
+    )
+    strategy = models.CharField(max_length=16, choices=_choices(Strategy))
+    threshold = models.FloatField(help_text="ratio in (0, 1], or a failure count for error count")
+    min_requests = models.PositiveIntegerField(default=20)
+    stat_window_s = models.FloatField(default=10.0)
+    max_rt_ms = models.FloatField(default=0, help_text="slow ratio: slower calls count as slow")
+    open_s = models.FloatField(default=5.0)
+    half_open_probe_ratio = models.FloatField(default=0.05)
+    half_open_successes = models.PositiveIntegerField(default=3)
+    enabled = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["resource"]
+
+    def __str__(self) -> str:
+        return self.resource
+
+    def to_spec(self) -> BreakerSpec:
+        return BreakerSpec(
+            resource=self.resource,
+            strategy=Strategy(self.strategy),
+            threshold=self.threshold,
+            min_requests=self.min_requests,
+            stat_window_s=self.stat_window_s,
+            max_rt_ms=self.max_rt_ms,
+            open_s=self.open_s,
+            half_open_probe_ratio=self.half_open_probe_ratio,
+            half_open_successes=self.half_open_successes,
+            enabled=self.enabled,
+        )
+
+    def clean(self) -> None:
+        try:
+            self.to_spec()
+        except (RuleError, ValueError) as exc:
+            raise ValidationError(_field_error(str(exc), self.FIELD_NAMES)) from None
+
+    FIELD_NAMES = (
+        "half_open_probe_ratio", "half_open_successes", "min_requests", "stat_window_s",
+        "max_rt_ms", "open_s", "threshold", "strategy", "resource",
+    )  # fmt: skip
+
+
+def _field_error(message: str, fields: tuple[str, ...]) -> dict[str, str] | str:
+    """Attach the enforcement code's message to the field it names, for the form."""
+    for name in fields:
+        if message.startswith(name) or f" {name} " in f" {message} ":
+            return {name: message}
+    return message
+
+
+class RulesVersion(models.Model):
+    """One row: grows on every rule change, so a node can tell it has the latest rules."""
+
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"rules v{self.version}"
+
+
+class RuleChange(models.Model):
+    """Audit trail: who changed which rule (or forced which breaker), when, from what, to what."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    kind = models.CharField(max_length=32)  # rate_limit, breaker, breaker_action
+    resource = models.CharField(max_length=100)
+    action = models.CharField(max_length=32)  # created, changed, deleted, force_open, ...
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.user} {self.action} {self.kind} {self.resource}"
+
+
+class NodeFlowState(models.Model):
+    """Each node's live limiter counters and breaker states, refreshed every few seconds."""
+
+    node_id = models.CharField(max_length=200, unique=True)
+    rules_version = models.BigIntegerField(default=0)
+    snapshot = models.JSONField(default=dict)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.node_id

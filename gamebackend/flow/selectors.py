@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from gamebackend.flow.breaker import BreakerRule as BreakerSpec
+from gamebackend.flow.bucket import Rule
+from gamebackend.flow.models import BreakerRule, NodeFlowState, RateLimitRule, RulesVersion
+
+
+def rules_version() -> int:
+    row = RulesVersion.objects.filter(pk=1).values_list("version", flat=True).first()
+    return int(row or 0)
+
+
+def flow_rules_load() -> tuple[int, list[Rule], list[BreakerSpec]]:
+    """The current rules and their version, as the enforcement code takes them."""
+    version = rules_version()
+    limits = [rule.to_spec() for rule in RateLimitRule.objects.all()]
+    breakers = [rule.to_spec() for rule in BreakerRule.objects.all()]
+    return version, limits, breakers
+
+
+def live_node_count(*, within_s: float) -> int:
+    since = timezone.now() - timedelta(seconds=within_s)
+    return NodeFlowState.objects.filter(updated_at__gte=since).count()
