@@ -155,9 +155,16 @@ class GameConsumer(AsyncConsumer):
             except ValueError:
                 resume_id = None
         await aclose_old_connections()
-        session, actor, resumed = await hub.attach(
-            self, player_id=claims.sub, resume_id=resume_id, last_seq=last_seq
-        )
+        try:
+            session, actor, resumed = await hub.attach(
+                self, player_id=claims.sub, resume_id=resume_id, last_seq=last_seq
+            )
+        except Exception:
+            # E.g. the database is down while loading the player: say so with 1011
+            # (internal error) rather than a 403 that would blame the ticket.
+            logger.exception("attaching player %s failed", claims.sub)
+            await self.base_send({"type": "websocket.accept"})
+            return await self.close_with(p.CloseCode.INTERNAL_ERROR, "server error; retry")
         self.codec = codec
         self.session = session
         self.actor = actor
