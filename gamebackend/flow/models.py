@@ -6,7 +6,7 @@ what the console accepts is exactly what every node can enforce.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -49,24 +49,10 @@ class RateLimitRule(models.Model):
         return f"{self.resource} per {self.scope}"
 
     def to_spec(self) -> Rule:
-        return Rule(
-            resource=self.resource,
-            scope=Scope(self.scope),
-            rate=self.rate,
-            burst=self.burst,
-            behavior=Behavior(self.behavior),
-            max_queueing_ms=self.max_queueing_ms,
-            warm_up_s=self.warm_up_s,
-            enabled=self.enabled,
-        )
+        return cast(Rule, _spec(self, Rule))
 
     def clean(self) -> None:
-        try:
-            self.to_spec()
-        except (RuleError, ValueError) as exc:
-            raise ValidationError(_field_error(str(exc), self.FIELD_NAMES)) from None
-
-    FIELD_NAMES = ("max_queueing_ms", "warm_up_s", "resource", "scope", "rate", "burst", "behavior")
+        _validate(self, Rule)
 
 
 class BreakerRule(models.Model):
@@ -92,37 +78,28 @@ class BreakerRule(models.Model):
         return self.resource
 
     def to_spec(self) -> BreakerSpec:
-        return BreakerSpec(
-            resource=self.resource,
-            strategy=Strategy(self.strategy),
-            threshold=self.threshold,
-            min_requests=self.min_requests,
-            stat_window_s=self.stat_window_s,
-            max_rt_ms=self.max_rt_ms,
-            open_s=self.open_s,
-            half_open_probe_ratio=self.half_open_probe_ratio,
-            half_open_successes=self.half_open_successes,
-            enabled=self.enabled,
-        )
+        return cast(BreakerSpec, _spec(self, BreakerSpec))
 
     def clean(self) -> None:
-        try:
-            self.to_spec()
-        except (RuleError, ValueError) as exc:
-            raise ValidationError(_field_error(str(exc), self.FIELD_NAMES)) from None
-
-    FIELD_NAMES = (
-        "half_open_probe_ratio", "half_open_successes", "min_requests", "stat_window_s",
-        "max_rt_ms", "open_s", "threshold", "strategy", "resource",
-    )  # fmt: skip
+        _validate(self, BreakerSpec)
 
 
-def _field_error(message: str, fields: tuple[str, ...]) -> dict[str, str] | str:
-    """Attach the enforcement code's message to the field it names, for the form."""
-    for name in fields:
-        if message.startswith(name) or f" {name} " in f" {message} ":
-            return {name: message}
-    return message
+def _spec(row: models.Model, spec: Any) -> Any:
+    """The enforcement code's rule from a row: same field names, validated on creation."""
+    return spec(**{name: getattr(row, name) for name in spec.__dataclass_fields__})
+
+
+def _validate(row: models.Model, spec: Any) -> None:
+    """Validate with the enforcement code's own rules; name the field the message is about."""
+    try:
+        _spec(row, spec)
+    except (RuleError, ValueError) as exc:
+        message = str(exc)
+        # Longest names first: "max_queueing_ms" must not be taken for a shorter one.
+        for name in sorted(spec.__dataclass_fields__, key=len, reverse=True):
+            if message.startswith(name) or f" {name} " in f" {message} ":
+                raise ValidationError({name: message}) from None
+        raise ValidationError(message) from None
 
 
 class RulesVersion(models.Model):

@@ -237,8 +237,12 @@ async def test_disabled_rule_skips_redis() -> None:
 
 async def test_close_cancels_waiting_checks() -> None:
     async with cluster_bucket(UNREACHABLE_URL) as node:
-        pending = asyncio.get_running_loop().create_task(node.acquire("k", crule()))
-        await asyncio.sleep(0)  # the check is queued for the flusher
+        loop = asyncio.get_running_loop()
+        direct = loop.create_task(node.acquire("k", crule()))
+        await asyncio.sleep(0)  # the first check is on the wire...
+        queued = loop.create_task(node.acquire("k", crule()))
+        await asyncio.sleep(0)  # ...so the second waits for the flusher
         await node.close()
         with pytest.raises(asyncio.CancelledError):
-            await pending
+            await queued
+        assert (await direct).allowed  # answered locally: Redis is unreachable
