@@ -32,6 +32,8 @@ NODE_STALE_S = 10.0
 SUBSCRIBE_RETRY_S = 1.0
 LOCAL_SCOPES = (Scope.PLAYER, Scope.IP, Scope.NODE)
 NODE_KEY = "node"
+# A cluster-scope rule has one bucket shared by every node (the key names the bucket).
+CLUSTER_KEY = "all"
 
 
 class FlowRuntime:
@@ -140,7 +142,7 @@ class FlowRuntime:
         if self.cluster is not None:
             rule = limiter.cluster_rule(resource)
             if rule is not None and rule.enabled:
-                worst = _worse(worst, await self.cluster.acquire(resource, rule))
+                worst = _worse(worst, await self.cluster.acquire(CLUSTER_KEY, rule))
         return worst
 
     # -- background ----------------------------------------------------------------------
