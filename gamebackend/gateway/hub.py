@@ -194,6 +194,9 @@ class Hub:
         while len(recent) > RECENT_STATES_MAX:
             recent.popitem(last=False)
         await self._announce({"type": "player.offline", "player_id": state.player_id})
+        # on_stop ends right after this returns and the actor is unregistered in the same
+        # step; forget the "ending" mark only then, so a reconnect in between still waits.
+        asyncio.get_running_loop().call_soon(self._ending.discard, state.player_id)
 
     async def _announce(self, event: dict[str, Any]) -> None:
         """Tell every node's presence listeners (channel-layer group; lossy by design)."""

@@ -149,7 +149,7 @@ class PlayerActor(Actor):
         self._cancel_grace()
         self.state.dirty = True
         self._flush()
-        await self.hub.player_stopped(self.state)
+        await self.hub.player_stopped(self.state)  # last: see Hub.player_stopped
 
     def _detached(self, msg: Detached) -> None:
         if msg.session is self.state.session:

@@ -172,3 +172,18 @@ async def test_stopping_a_player_announces_offline() -> None:
     event = await asyncio.wait_for(layer.receive(listener), RECV_TIMEOUT_S)
     assert event == {"type": "player.offline", "player_id": pid}
     await layer.group_discard(PRESENCE_GROUP, listener)
+
+
+async def test_ended_players_leave_no_bookkeeping_behind() -> None:
+    runtime = runtime_module.get_runtime()
+    for _ in range(3):
+        pid = player()
+        comm = await connect(pid)
+        await recv(comm)
+        await recv(comm)
+        await comm.disconnect(code=1000)
+        await runtime.system.stop(f"player.{pid}")
+    hub = runtime.hub
+    assert (hub.sessions, hub.by_player, hub.connections) == ({}, {}, set())
+    assert not hub._ending
+    assert not hub._locks
