@@ -11,8 +11,9 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from actors import ActorRef, ActorSystem
+from actors import PID, ActorRef, ActorSystem
 from gamebackend.gateway import protocol as p
+from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.session import Connection, Session
 from gamebackend.players.actor import (
@@ -20,6 +21,7 @@ from gamebackend.players.actor import (
     Attach,
     Detached,
     End,
+    Handoff,
     PlayerActor,
     PlayerState,
 )
@@ -33,6 +35,8 @@ RECENT_STATES_MAX = 10_000
 # Channel-layer group that hears player.online/offline events from every node.
 PRESENCE_GROUP = "game.presence"
 ANNOUNCE_TIMEOUT_S = 0.5
+# How long a node waits for another node to hand a player's live state over.
+HANDOFF_TIMEOUT_S = 1.0
 
 
 def actor_name(player_id: str) -> str:
@@ -50,6 +54,7 @@ class Hub:
         resume_grace_s: float,
         load_state: Any,
         presence_layer: Any = None,
+        directory: PlayerDirectory | None = None,
     ) -> None:
         self.system = system
         self.heartbeat = heartbeat
@@ -58,6 +63,7 @@ class Hub:
         self.resume_grace_s = resume_grace_s
         self._load_state = load_state
         self._presence_layer = presence_layer
+        self.directory = directory
         self.sessions: dict[str, Session] = {}
         self.by_player: dict[str, Session] = {}
         self.connections: set[Any] = set()
@@ -65,6 +71,7 @@ class Hub:
         self._ending: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- attaching a connection ---------------------------------------------------------
 
@@ -134,12 +141,49 @@ class Hub:
         if ref is not None:
             return ref
         record = self._recent.pop(player_id, None)
+        if self.directory is not None:
+            previous = await self.directory.claim(player_id)
+            if previous is not None:
+                record = await self._take_over(player_id, previous) or record
         if record is None:
             record = await self._load_state(player_id)
         state = PlayerState(player_id, record["x"], record["y"], record["rev"])
         return await self.system.spawn(
             PlayerActor, state, self, name=name, supervisor=PLAYER_SUPERVISOR
         )
+
+    async def _take_over(self, player_id: str, node: str) -> dict[str, Any] | None:
+        """Ask the player's actor on ``node`` for the live state (it closes 4409 and stops)."""
+        try:
+            await self.system.start()  # the remote receive loops (idempotent)
+            ref = self.system.ref_for(PID(node, actor_name(player_id)))
+            record: dict[str, Any] = await ref.ask(
+                Handoff(to_node=self.system.node), timeout=HANDOFF_TIMEOUT_S
+            )
+        except Exception as exc:  # gone, stopped, or its node is down: use the database
+            logger.info("player %s: no handoff from %s (%r)", player_id, node, exc)
+            return None
+        return record
+
+    def session_moved(self, session: Session, node: str) -> None:
+        """The player connected to another node, which took their state over."""
+        conn = session.conn
+        self._forget_session(session)
+        session.conn = None
+        if conn is not None:
+            self.connections.discard(conn)
+            self.heartbeat.remove(conn)  # type: ignore[arg-type]
+            conn.session = None  # type: ignore[attr-defined]
+            self._spawn_close(conn, f"moved to {node}")
+
+    def _spawn_close(self, conn: Connection, reason: str) -> None:
+        # Called from an actor handler, which must not wait on a socket: the close is a
+        # task of its own, kept until done.
+        task = asyncio.get_running_loop().create_task(  # owned by Hub._closing
+            conn.close_with(p.CloseCode.REPLACED, reason)
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # -- detaching ----------------------------------------------------------------------
 
@@ -193,6 +237,11 @@ class Hub:
         recent.move_to_end(state.player_id)
         while len(recent) > RECENT_STATES_MAX:
             recent.popitem(last=False)
+        if self.directory is not None:
+            try:
+                await self.directory.release(state.player_id)
+            except Exception as exc:  # the entry expires or is taken over anyway
+                logger.warning("releasing player %s failed: %r", state.player_id, exc)
         await self._announce({"type": "player.offline", "player_id": state.player_id})
         # on_stop ends right after this returns and the actor is unregistered in the same
         # step; forget the "ending" mark only then, so a reconnect in between still waits.

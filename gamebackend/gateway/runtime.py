@@ -16,6 +16,7 @@ from django.conf import settings
 
 from actors import ActorSystem
 from gamebackend.flow.live import flow_reset, get_flow
+from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
 from gamebackend.gateway.tickets import LocalReplayStore, RedisReplayStore
@@ -52,7 +53,9 @@ class Runtime:
         if settings.REDIS_URL:
             import redis.asyncio as aioredis
 
-            self.replay_store = RedisReplayStore(aioredis.from_url(settings.REDIS_URL))
+            client = aioredis.from_url(settings.REDIS_URL)
+            self.replay_store = RedisReplayStore(client)
+            self.hub.directory = PlayerDirectory(client, settings.GAME_NODE_ID)
         else:
             self.replay_store = LocalReplayStore()
         self._heartbeat_task: asyncio.Task[None] | None = None

@@ -11,7 +11,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors import Actor, Directive, OneForOne, Timer
+import msgspec
+
+from actors import Actor, Directive, OneForOne, Timer, register_message
 from gamebackend.flow.breaker import CircuitOpen
 from gamebackend.gateway import protocol as p
 
@@ -90,6 +92,13 @@ class SnapshotDue:
 _SNAPSHOT_DUE = SnapshotDue()
 
 
+@register_message(name="game.players.Handoff")
+class Handoff(msgspec.Struct, frozen=True):
+    """From another node: the player connected there. Reply with the state and stop."""
+
+    to_node: str
+
+
 class PlayerActor(Actor):
     def __init__(self, state: PlayerState, hub: Hub) -> None:
         self.state = state
@@ -121,6 +130,8 @@ class PlayerActor(Actor):
                 self.hub.session_expired(session)
         elif kind is End:
             self.stop()
+        elif kind is Handoff:
+            return self._hand_off(msg)
         elif kind is SnapshotDue:
             self._snapshot = None
             self._flush()
@@ -150,6 +161,13 @@ class PlayerActor(Actor):
         self.state.dirty = True
         self._flush()
         await self.hub.player_stopped(self.state)  # last: see Hub.player_stopped
+
+    def _hand_off(self, msg: Handoff) -> dict[str, Any]:
+        session = self.state.session
+        if session is not None:
+            self.hub.session_moved(session, msg.to_node)
+        self.stop()
+        return self.state.as_record()
 
     def _detached(self, msg: Detached) -> None:
         if msg.session is self.state.session:

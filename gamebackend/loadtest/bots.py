@@ -1,0 +1,486 @@
+"""Load bots: many raw protocol clients in one process, with honest latency figures.
+
+Each bot is one ``wire.WsClient`` (a bare asyncio protocol: no task per bot). Sends are
+open-loop: every bot has its own schedule (``rate`` per second from a random phase) and
+sends when a request is due whether or not earlier ones were answered; latency is taken
+from the *scheduled* send time to the reply (matched by ``id``/``re``), so a stalled
+server or a late loop shows up in the figures instead of silently slowing the senders.
+With ``closed_loop`` a bot instead sends its next request as soon as the reply arrives
+(the maximum-throughput measurement).
+
+The engine owns a handful of tasks (connect workers, the ack sweep, the progress line)
+and cancels and awaits them on exit. Importable without Django settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import urllib.request
+from dataclasses import dataclass
+from typing import IO, Any, Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+from gamebackend.gateway.tickets import mint_ticket
+from gamebackend.loadtest import wire
+from gamebackend.loadtest.stats import RunStats
+
+# Contract (docs/PROTOCOL.md): the client acks cumulatively at least every 100 ms.
+ACK_INTERVAL_S: Final = 0.1
+# Bots are spread over this many ack slots, visited in turn within each interval, so
+# thousands of bots don't all ack in the same millisecond (real clients' timers aren't
+# aligned; a synchronised burst would inflate every request's latency behind it).
+ACK_SLOTS: Final = 20
+PROGRESS_INTERVAL_S: Final = 1.0
+# TCP connect + upgrade + welcome; a server this slow to accept counts as a failure.
+CONNECT_TIMEOUT_S: Final = 10.0
+# Handshakes in flight at once: Daphne (Twisted) listens with a backlog of 50, and a
+# burst beyond it only turns into SYN retransmits one second later.
+DEFAULT_CONNECT_CONCURRENCY: Final = 48
+# After the load window, replies still in flight get this long to arrive.
+DRAIN_TIMEOUT_S: Final = 3.0
+# Closing handshakes of every bot together must finish within this, then we abort.
+CLOSE_ALL_TIMEOUT_S: Final = wire.CLOSE_TIMEOUT_S + 3.0
+GUEST_API_TIMEOUT_S: Final = 10.0
+# The tickets we mint only need to outlive the upgrade.
+TICKET_TTL_S: Final = 60
+# --spread-sources: 127.0.0.2 .. 127.0.0.254 (all of 127/8 is loopback on Linux).
+SOURCE_FIRST: Final = 2
+SOURCE_COUNT: Final = 253
+# Moves stay well inside the default world (0..10000).
+MOVE_SPAN: Final = 1000
+
+CODECS: Final = {
+    "json": ("game.v1.json", wire.OP_TEXT),
+    "msgpack": ("game.v1.msgpack", wire.OP_BINARY),
+}
+
+
+class Incoming(msgspec.Struct):
+    """The fields a bot looks at in any server message; the rest is skipped unparsed."""
+
+    type: str = ""
+    seq: int | None = None
+    re: int | str | None = None
+    id: int | str | None = None  # echo baseline: the echoed request's own id
+    ts: int | float | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    url: str
+    players: int
+    rate: float = 0.0  # requests per second per bot; 0: idle (heartbeats and acks only)
+    duration_s: float = 10.0
+    ramp_s: float = 0.0
+    spread_sources: bool = False
+    codec: str = "json"
+    jwt_secret: str | None = None
+    closed_loop: bool = False
+    echo: bool = False  # baseline server that echoes frames: no ticket, welcome, seq
+    connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY
+    player_prefix: str | None = None  # player ids are <prefix>-<index>; default: random
+
+
+class Bot(wire.WsClient):
+    __slots__ = (
+        "ack_slot",
+        "acked",
+        "due",
+        "engine",
+        "last_seq",
+        "next_id",
+        "pending",
+        "sending",
+        "timer",
+        "welcomed",
+    )
+
+    def __init__(self, engine: Engine, host: str, port: int, resource: str) -> None:
+        super().__init__(host, port, resource, engine.subprotocol)
+        self.engine = engine
+        self.last_seq = 0
+        self.acked = 0
+        self.ack_slot = random.randrange(ACK_SLOTS)
+        self.next_id = 0
+        self.pending: dict[int, float] = {}  # request id -> scheduled send time
+        self.due = 0.0
+        self.sending = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.welcomed = False
+
+    # A game connection is ready at its welcome; an echo one right after the upgrade.
+    ready_on_upgrade = False
+
+    def on_open(self) -> None:
+        if self.engine.config.echo:
+            self._welcomed()
+
+    def _welcomed(self) -> None:
+        if not self.welcomed:
+            self.welcomed = True
+            self.set_ready()
+            self.engine.bot_ready(self)
+
+    def on_message(self, opcode: int, payload: bytes) -> None:
+        engine = self.engine
+        stats = engine.stats
+        stats.received += 1
+        try:
+            msg = engine.decoder.decode(payload)
+        except msgspec.DecodeError:
+            stats.errors["undecodable_reply"] += 1
+            return
+        seq = msg.seq
+        if seq is not None and seq > self.last_seq:
+            if self.last_seq == self.acked:
+                engine.to_ack[self.ack_slot].append(self)
+            self.last_seq = seq
+        kind = msg.type
+        if kind == "state" or kind == "ok":
+            if msg.re is not None:
+                self._answered(msg.re, error=False)
+        elif kind == "ping":
+            self.send(engine.opcode, engine.encode({"type": "pong", "ts": msg.ts}))
+            stats.sent += 1
+            stats.pings_answered += 1
+        elif kind == "error":
+            stats.errors[msg.code or "?"] += 1
+            if msg.re is not None:
+                self._answered(msg.re, error=True)
+        elif kind == "welcome":
+            self._welcomed()
+        elif kind == "move" and engine.config.echo and msg.id is not None:
+            self._answered(msg.id, error=False)
+
+    def _answered(self, req_id: int | str, *, error: bool) -> None:
+        scheduled = self.pending.pop(req_id, None) if isinstance(req_id, int) else None
+        if scheduled is None:
+            return  # not ours, or sent before the window and already forgotten
+        engine = self.engine
+        stats = engine.stats
+        now = engine.loop.time()
+        if scheduled >= engine.window_start:  # requests of the warm-up are not reported
+            if error:
+                stats.error_replies += 1
+            else:
+                stats.answered += 1
+                stats.latency.record(now - scheduled)
+        engine.outstanding -= 1
+        if engine.outstanding == 0 and engine.drained is not None:
+            engine.drained.set()
+        if engine.config.closed_loop and self.sending:
+            self.request(now)
+
+    def request(self, scheduled: float) -> None:
+        engine = self.engine
+        self.next_id += 1
+        req_id = self.next_id
+        x = (req_id * 7919) % MOVE_SPAN  # changes every time, so every move bumps rev
+        self.send(engine.opcode, engine.encode({"type": "move", "x": x, "y": x, "id": req_id}))
+        self.pending[req_id] = scheduled
+        engine.outstanding += 1
+        engine.stats.sent += 1
+        if scheduled >= engine.window_start:
+            engine.stats.requests += 1
+
+    def tick(self) -> None:
+        """Open-loop schedule: send the due request, book the next one."""
+        self.timer = None
+        if not self.sending or self.state != wire.OPEN:
+            return
+        self.request(self.due)
+        self.due += self.engine.interval
+        self.timer = self.engine.loop.call_at(self.due, self.tick)
+
+    def start_sending(self) -> None:
+        engine = self.engine
+        self.sending = True
+        if engine.config.closed_loop:
+            self.request(engine.loop.time())
+        elif engine.interval > 0:
+            self.due = engine.loop.time() + random.random() * engine.interval
+            self.timer = engine.loop.call_at(self.due, self.tick)
+
+    def stop_sending(self) -> None:
+        self.sending = False
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def ack(self) -> None:
+        if self.last_seq > self.acked and self.state == wire.OPEN:
+            self.acked = self.last_seq
+            self.send(self.engine.opcode, self.engine.encode({"type": "ack", "seq": self.acked}))
+            self.engine.stats.sent += 1
+            self.engine.stats.acks_sent += 1
+
+    def on_closed(self, code: int) -> None:
+        self.stop_sending()
+        self.engine.bot_closed(self, code)
+
+
+class Engine:
+    def __init__(self, config: Config, *, out: IO[str] | None = None, as_json: bool = False):
+        parts = urlsplit(config.url)
+        if parts.scheme != "ws" or not parts.hostname:
+            raise ValueError("url must be ws://host:port/path (TLS is not supported)")
+        self.config = config
+        self.host = parts.hostname
+        self.port = parts.port or 80
+        self.path = parts.path or "/"
+        self.query = parts.query
+        self.http_base = f"http://{self.host}:{self.port}"
+        subprotocol, self.opcode = CODECS[config.codec]
+        # The echo baseline speaks no subprotocol; the gateway gets the codec's.
+        self.subprotocol: str | None = None if config.echo else subprotocol
+        if config.codec == "msgpack":
+            self.encode: Any = msgspec.msgpack.Encoder().encode
+            self.decoder: Any = msgspec.msgpack.Decoder(Incoming)
+        else:
+            self.encode = msgspec.json.Encoder().encode
+            self.decoder = msgspec.json.Decoder(Incoming)
+        self.interval = 1.0 / config.rate if config.rate > 0 else 0.0
+        self.stats = RunStats(players=config.players)
+        self.player_prefix = config.player_prefix or f"bot-{secrets.token_hex(4)}"
+        self.bots: set[Bot] = set()
+        self.to_ack: list[list[Bot]] = [[] for _ in range(ACK_SLOTS)]
+        self.outstanding = 0
+        self.window_start = float("inf")
+        self.drained: asyncio.Event | None = None
+        self.stop_requested = asyncio.Event()
+        # Set when every connection attempt has finished and the measured window begins.
+        self.window_started = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.out = out
+        self.as_json = as_json
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sending = False
+        self._closing = False
+        self.all_closed: asyncio.Event | None = None
+        self._last_progress = (0.0, 0, 0)
+        self._t0 = self.loop.time()
+
+    # --- bots' callbacks -------------------------------------------------------------
+
+    def bot_ready(self, bot: Bot) -> None:
+        stats = self.stats
+        stats.connected += 1
+        stats.held += 1
+        stats.peak_held = max(stats.peak_held, stats.held)
+        info = wire.connection_info(bot.transport)
+        if info is not None:
+            stats.local_addresses[info[0]] += 1
+        if self._sending:
+            bot.start_sending()
+
+    def bot_closed(self, bot: Bot, code: int) -> None:
+        self.bots.discard(bot)
+        self.outstanding -= len(bot.pending)
+        bot.pending.clear()
+        if bot.welcomed:
+            self.stats.held -= 1
+            if not self._closing:
+                self.stats.closes[code] += 1
+        if self.drained is not None and self.outstanding <= 0:
+            self.drained.set()
+        if not self.bots and self.all_closed is not None:
+            self.all_closed.set()
+
+    # --- connecting ------------------------------------------------------------------
+
+    async def _ticket(self, index: int) -> str:
+        if self.config.jwt_secret:
+            sub = f"{self.player_prefix}-{index}"
+            return mint_ticket(secret=self.config.jwt_secret, sub=sub, ttl_s=TICKET_TTL_S)
+        return await asyncio.to_thread(_guest_ticket, self.http_base)
+
+    def _source(self, index: int) -> tuple[str, int] | None:
+        if not self.config.spread_sources:
+            return None
+        return (f"127.0.0.{SOURCE_FIRST + index % SOURCE_COUNT}", 0)
+
+    async def _open_one(self, index: int) -> None:
+        stats = self.stats
+        stats.connect_attempts += 1
+        bot: Bot | None = None
+        try:
+            resource = self.path
+            if not self.config.echo:
+                ticket = await self._ticket(index)
+                query = f"{self.query}&" if self.query else ""
+                resource = f"{self.path}?{query}ticket={ticket}"
+            elif self.query:
+                resource = f"{self.path}?{self.query}"
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                _, bot = await self.loop.create_connection(
+                    lambda: Bot(self, self.host, self.port, resource),
+                    self.host,
+                    self.port,
+                    local_addr=self._source(index),
+                )
+                self.bots.add(bot)
+                try:
+                    await bot.opened
+                except BaseException:
+                    bot.abort()
+                    raise
+        except wire.ClosedBeforeReady:
+            # Upgraded, then closed before the welcome (e.g. the server shutting down).
+            code = bot.close_code if bot is not None else None
+            stats.connect_failures[f"closed_{code}_before_welcome"] += 1
+        except TimeoutError:
+            stats.connect_failures["timeout"] += 1
+        except wire.HandshakeFailed as exc:
+            stats.connect_failures[f"http_{exc.status}"] += 1
+        except OSError as exc:
+            stats.connect_failures[type(exc).__name__] += 1
+        except urllib.error.URLError:
+            stats.connect_failures["guest_api"] += 1
+
+    async def _connector(self, queue: list[int], start: float) -> None:
+        players = self.config.players
+        while queue and not self.stop_requested.is_set():
+            index = queue.pop()
+            if self.config.ramp_s > 0:
+                at = start + self.config.ramp_s * index / players
+                delay = at - self.loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)  # pacing the ramp, not synchronisation
+            await self._open_one(index)
+
+    # --- periodic work ---------------------------------------------------------------
+
+    async def _ack_loop(self) -> None:
+        # Deadlines from the start (no drift): each slot is visited once per interval.
+        step = ACK_INTERVAL_S / ACK_SLOTS
+        start = self.loop.time()
+        n = 0
+        while True:
+            n += 1
+            await asyncio.sleep(max(0.0, start + n * step - self.loop.time()))
+            slot = n % ACK_SLOTS
+            due, self.to_ack[slot] = self.to_ack[slot], []
+            for bot in due:
+                bot.ack()
+
+    async def _progress_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            self.progress()
+
+    def progress(self, *, final: bool = False) -> None:
+        if self.out is None:
+            return
+        s = self.stats
+        now = self.loop.time()
+        last_t, last_sent, last_recv = self._last_progress
+        dt = max(now - last_t, 1e-9) if last_t else PROGRESS_INTERVAL_S
+        sent_rate = (s.sent - last_sent) / dt if s.sent >= last_sent else 0.0
+        recv_rate = (s.received - last_recv) / dt if s.received >= last_recv else 0.0
+        self._last_progress = (now, s.sent, s.received)
+        p50, p99 = s.latency.percentile(50), s.latency.percentile(99)
+        record = {
+            "t": round(now - self._t0, 2),
+            "held": s.held,
+            "players": s.players,
+            "failures": sum(s.connect_failures.values()),
+            "closes": sum(s.closes.values()),
+            "errors": sum(s.errors.values()),
+            "sent_per_s": round(sent_rate, 1),
+            "received_per_s": round(recv_rate, 1),
+            "p50_ms": None if p50 is None else round(p50 * 1000, 3),
+            "p99_ms": None if p99 is None else round(p99 * 1000, 3),
+        }
+        if self.as_json:
+            self.out.write(json.dumps({"progress": record}) + "\n")
+        else:
+            lat = "-" if p50 is None or p99 is None else f"{p50 * 1000:.2f}/{p99 * 1000:.2f} ms"
+            line = (
+                f"[{record['t']:7.1f}s] held {s.held}/{s.players} "
+                f"fail {record['failures']} closes {record['closes']} "
+                f"errors {record['errors']} | sent {sent_rate:,.0f}/s recv {recv_rate:,.0f}/s"
+                f" | p50/p99 {lat}"
+            )
+            tty = self.out.isatty()
+            self.out.write(("\r" + line + "\x1b[K") if tty else line + "\n")
+        self.out.flush()
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro, name=name)  # owned by Engine (cancelled in run)
+        self._tasks.add(task)
+        return task
+
+    # --- the run ---------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        config = self.config
+        try:
+            self._spawn(self._ack_loop(), "loadbots-acks")
+            self._spawn(self._progress_loop(), "loadbots-progress")
+            # Bots start sending as soon as they are welcomed; the window (whose figures
+            # are reported) starts once every connection attempt has finished.
+            self._sending = config.rate > 0 or config.closed_loop
+            queue = list(range(config.players - 1, -1, -1))
+            start = self.loop.time()
+            workers = [
+                self._spawn(self._connector(queue, start), f"loadbots-connect-{i}")
+                for i in range(max(1, min(config.connect_concurrency, config.players)))
+            ]
+            await asyncio.gather(*workers)
+            self.stats.reset_window()
+            self.window_start = self.loop.time()
+            self.window_started.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), config.duration_s)
+            self.stats.window_s = self.loop.time() - self.window_start
+            # Stop sending; give replies in flight a bounded time to arrive.
+            self._sending = False
+            for bot in list(self.bots):
+                bot.stop_sending()
+            if self.outstanding > 0:
+                self.drained = asyncio.Event()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.drained.wait(), DRAIN_TIMEOUT_S)
+            for bot in list(self.bots):
+                bot.ack()
+            summary = self.stats.summary(outstanding=max(0, self.outstanding))
+            await self._close_all()
+            return summary
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for bot in list(self.bots):
+                bot.abort()
+
+    async def _close_all(self) -> None:
+        self._closing = True
+        if not self.bots:
+            return
+        self.all_closed = asyncio.Event()
+        for bot in list(self.bots):
+            bot.close(1000)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.all_closed.wait(), CLOSE_ALL_TIMEOUT_S)
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+
+
+def _guest_ticket(http_base: str) -> str:
+    """A ticket from ``POST /api/auth/guest`` (blocking: run in a thread)."""
+    req = urllib.request.Request(
+        f"{http_base}/api/auth/guest",
+        data=b"{}",
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=GUEST_API_TIMEOUT_S) as resp:
+        return str(json.loads(resp.read())["ticket"])
