@@ -25,6 +25,9 @@ WEBSOCKET_CONNECT_TIMEOUT_S = 10
 APPLICATION_CLOSE_TIMEOUT_S = 10
 # Players stay connected for as long as they play: no forced reconnect.
 WEBSOCKET_NO_TIMEOUT = -1
+# Past the actors' shutdown deadline, how long the rest of the gateway shutdown (closing
+# sockets, the final flush) may take before the process exits regardless.
+SHUTDOWN_SLACK_S = 2.0
 # A close frame's reason is at most 123 bytes (RFC 6455: 125 minus the code).
 MAX_CLOSE_REASON_BYTES = 123
 # Daphne sweeps every connection for timeouts every 2 s; with its ping off the sweep only
@@ -80,8 +83,14 @@ def build_server(application: Any, **overrides: Any) -> Any:
     class GameServer(Server):
         def kill_all_applications(self) -> Any:
             async def graceful() -> None:
+                # Whatever happens inside, the process must go on to exit.
+                limit = settings.GAME_SHUTDOWN_TIMEOUT_S + SHUTDOWN_SLACK_S
                 try:
-                    await runtime_shutdown(settings.GAME_SHUTDOWN_TIMEOUT_S)
+                    await asyncio.wait_for(
+                        runtime_shutdown(settings.GAME_SHUTDOWN_TIMEOUT_S), limit
+                    )
+                except TimeoutError:
+                    logger.error("gateway shutdown did not finish within %.1fs; exiting", limit)
                 except Exception:
                     logger.exception("gateway shutdown failed")
 

@@ -270,10 +270,14 @@ class GameConsumer(AsyncConsumer):
     # -- output (used by the session, the hub and the heartbeat) -------------------------
 
     async def write(self, msg: Any) -> None:
-        if self.codec.binary:
-            await self.base_send({"type": "websocket.send", "bytes": self.codec.encode(msg)})
-        else:
-            await self.base_send({"type": "websocket.send", "text": self.codec.encode(msg)})
+        key = "bytes" if self.codec.binary else "text"
+        try:
+            await self.base_send({"type": "websocket.send", key: self.codec.encode(msg)})
+        except Exception as exc:
+            # The socket went away under us (its disconnect event is on the way). A write
+            # is called from actor handlers: it must never fail them. The message stays in
+            # the session's outbox for a resume.
+            logger.debug("write to a closing connection dropped: %r", exc)
 
     async def close_with(self, code: int, reason: str = "") -> None:
         if self._server_close is not None:
