@@ -441,6 +441,11 @@ class GameClient:
         dead: ClientConnection | None = None
         while True:
             ws = await self._wait_for_connection(other_than=dead)
+            if not isinstance(msg, Ack):
+                # Piggyback the cumulative ack: the separate ack frame becomes unnecessary.
+                seq = self._stream.take_ack()
+                if seq is not None:
+                    msg = msgspec.structs.replace(msg, ack=seq)
             try:
                 await ws.send(self._wire_codec.encode(msg))
                 return

@@ -201,6 +201,13 @@ class GameConsumer(AsyncConsumer):
             await self._error(session, exc.to_error())
             return
         kind = type(msg)
+        piggyback = msg.ack
+        if piggyback is not None and not session.outbox.ack(piggyback):
+            await self._error(
+                session,
+                p.Error(code=p.INVALID, message="ack of a seq never sent", field="ack", re=msg.id),
+            )
+            return
         flow = self._flow
         if flow is not None:
             decision = await flow.check(resource_of(kind), player=session.player_id, ip=self._ip)

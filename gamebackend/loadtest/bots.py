@@ -183,7 +183,11 @@ class Bot(wire.WsClient):
         self.next_id += 1
         req_id = self.next_id
         x = (req_id * 7919) % MOVE_SPAN  # changes every time, so every move bumps rev
-        self.send(engine.opcode, engine.encode({"type": "move", "x": x, "y": x, "id": req_id}))
+        move: dict[str, Any] = {"type": "move", "x": x, "y": x, "id": req_id}
+        if self.last_seq > self.acked:
+            # Piggyback the cumulative ack, as the SDK does: no separate ack frame.
+            self.acked = move["ack"] = self.last_seq
+        self.send(engine.opcode, engine.encode(move))
         self.pending[req_id] = scheduled
         engine.outstanding += 1
         engine.stats.sent += 1

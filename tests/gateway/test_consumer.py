@@ -190,3 +190,17 @@ async def test_ended_players_leave_no_bookkeeping_behind() -> None:
     assert (hub.sessions, hub.by_player, hub.connections) == ({}, {}, set())
     assert not hub._ending
     assert not hub._locks
+
+
+async def test_an_ack_can_ride_on_any_message() -> None:
+    comm = await connect(player())
+    await recv(comm)
+    await recv(comm)
+    await send(comm, {"type": "move", "x": 1, "y": 1, "id": 1, "ack": 1})
+    assert (await recv(comm))["seq"] == 2
+    (consumer,) = runtime_module.get_runtime().hub.connections
+    assert consumer.session.outbox.acked_seq == 1
+    await send(comm, {"type": "state", "id": 2, "ack": 99})
+    error = await recv(comm)
+    assert (error["code"], error["field"], error["re"]) == ("invalid", "ack", 2)
+    await comm.disconnect()

@@ -89,6 +89,7 @@ def test_close_codes() -> None:
         "NORMAL": 1000,
         "GOING_AWAY": 1001,
         "TOO_BIG": 1009,
+        "INTERNAL_ERROR": 1011,
         "BAD_MESSAGES": 4400,
         "HEARTBEAT_TIMEOUT": 4408,
         "REPLACED": 4409,
