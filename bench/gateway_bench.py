@@ -51,6 +51,9 @@ GOAL_KB_PER_PLAYER = 40.0
 GOAL_P99_MS = 8.0
 GOAL_P99_RATE = 5.0
 GOAL_THROUGHPUT_RATIO = 1.0
+# Rate limits on must keep at least this share of the throughput with them off.
+GOAL_LIMITS_RATIO = 0.95
+THROUGHPUT_REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,9 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, env: Env, name: str, argv: list[str]) -> None:
+    def __init__(
+        self, env: Env, name: str, argv: list[str], extra: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         self.name = name
         self.log_path = env.var_dir / f"{name}.log"
@@ -131,7 +136,7 @@ class Server:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", SERVER_CORE, PY, *argv],
                 cwd=ROOT,
-                env=env.server_env(self.port),
+                env={**env.server_env(self.port), **(extra or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -251,8 +256,8 @@ def provision(env: Env, prefixes: dict[str, int]) -> None:
 # --- measurements --------------------------------------------------------------------
 
 
-def gateway(env: Env, name: str) -> Server:
-    return Server(env, name, ["-m", "gamebackend.server"])
+def gateway(env: Env, name: str, **extra: str) -> Server:
+    return Server(env, name, ["-m", "gamebackend.server"], extra)
 
 
 def measure_idle(env: Env, plan: Plan) -> dict[str, Any]:
@@ -338,6 +343,54 @@ def run_load(
     return summary
 
 
+def measure_throughput(env: Env, plan: Plan) -> dict[str, Any]:
+    """Closed-loop `move` throughput: limits on, limits off, and the stock echo consumer."""
+    out: dict[str, Any] = {}
+    runs: dict[str, list[dict[str, Any]]] = {"closed": [], "closed_nolimits": []}
+    # Limits on and off alternate, THROUGHPUT_REPEATS times each; the median run of each
+    # is reported (this machine's noise between two runs is larger than the difference).
+    for rep in range(THROUGHPUT_REPEATS):
+        for key, extra in (("closed", {}), ("closed_nolimits", {"GAME_RATE_LIMITS": "0"})):
+            server = gateway(env, f"gw-{key}-{rep}", **extra)
+            try:
+                run = run_load(env, server, "ws/game/", plan, "--closed-loop",
+                               prefix="lat", profile=None)  # fmt: skip
+            finally:
+                server.stop()
+            runs[key].append(run)
+            log(f"gateway {key} #{rep + 1}: {run['answered_per_s']}/s")
+    for key, got in runs.items():
+        got.sort(key=lambda r: r["answered_per_s"] or 0.0)
+        out[key] = got[len(got) // 2]
+        out[key]["all_per_s"] = [r["answered_per_s"] for r in got]
+    server = Server(env, "echo-closed", [str(ROOT / "bench" / "echo_asgi.py")])
+    try:
+        out["echo_closed"] = run_load(env, server, "ws/echo/", plan, "--echo", "--closed-loop",
+                                      prefix="echo", profile=None)  # fmt: skip
+    finally:
+        server.stop()
+    log(f"echo closed: {out['echo_closed']['answered_per_s']}/s")
+    return out
+
+
+def throughput_rows(plan: Plan, req: dict[str, Any]) -> list[str]:
+    gw, off, echo = req["closed"], req["closed_nolimits"], req["echo_closed"]
+    ratio = (gw["answered_per_s"] or 0.0) / max(echo["answered_per_s"] or 0.0, 1e-9)
+    limits = (gw["answered_per_s"] or 0.0) / max(off["answered_per_s"] or 0.0, 1e-9)
+    return [
+        f"| closed-loop throughput, {plan.players:,} players "
+        f"| {gw['answered_per_s']:,.0f} moves/s (p50 {gw['latency_ms']['p50']} ms; server "
+        f"CPU {gw['server_cpu_pct']:.0f} %, load gen {gw['loadgen_cpu_pct']:.0f} %) "
+        f"| {echo['answered_per_s']:,.0f} echoes/s (server CPU {echo['server_cpu_pct']:.0f} %, "
+        f"load gen {echo['loadgen_cpu_pct']:.0f} %) | >= {GOAL_THROUGHPUT_RATIO:.1f}x "
+        f"| {ratio:.2f}x {status(ratio >= GOAL_THROUGHPUT_RATIO)} |",
+        f"| closed-loop throughput, rate limits on vs off (`GAME_RATE_LIMITS=0`) "
+        f"| median {gw['answered_per_s']:,.0f} vs {off['answered_per_s']:,.0f} moves/s "
+        f"(runs: {gw['all_per_s']} vs {off['all_per_s']}) | "
+        f"| >= {GOAL_LIMITS_RATIO:.2f}x | {limits:.2f}x {status(limits >= GOAL_LIMITS_RATIO)} |",
+    ]
+
+
 def measure_requests(env: Env, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
     out: dict[str, Any] = {"rates": {}}
     for rate in plan.rates:
@@ -350,14 +403,8 @@ def measure_requests(env: Env, plan: Plan, profile_dir: Path | None) -> dict[str
             server.stop()
         out["rates"][rate] = s
         log(f"gateway {rate:g} req/s: {s['latency_ms']} cpu {s['server_cpu_pct']:.0f}%")
-    server = gateway(env, "gw-closed")
-    try:
-        out["closed"] = run_load(env, server, "ws/game/", plan, "--closed-loop",
-                                 prefix="lat", profile=None)  # fmt: skip
-    finally:
-        server.stop()
-    log(f"gateway closed loop: {out['closed']['answered_per_s']}/s")
-    for mode, args in (("echo_closed", ["--closed-loop"]), ("echo_rate5", ["--rate", "5"])):
+    out.update(measure_throughput(env, plan))
+    for mode, args in (("echo_rate5", ["--rate", "5"]),):
         server = Server(env, f"echo-{mode}", [str(ROOT / "bench" / "echo_asgi.py")])
         try:
             out[mode] = run_load(env, server, "ws/echo/", plan, "--echo", *args,
@@ -416,16 +463,7 @@ def table(plan: Plan, idle: dict[str, Any], req: dict[str, Any]) -> str:
             f"| {lat(echo5) if rate == GOAL_P99_RATE else ''} | {goal} "
             f"| {status(ok) if rate == GOAL_P99_RATE else '-'} |"
         )
-    gw, echo = req["closed"], req["echo_closed"]
-    ratio = (gw["answered_per_s"] or 0.0) / max(echo["answered_per_s"] or 0.0, 1e-9)
-    rows.append(
-        f"| closed-loop throughput, {plan.players:,} players "
-        f"| {gw['answered_per_s']:,.0f} moves/s (p50 {gw['latency_ms']['p50']} ms; server "
-        f"CPU {gw['server_cpu_pct']:.0f} %, load gen {gw['loadgen_cpu_pct']:.0f} %) "
-        f"| {echo['answered_per_s']:,.0f} echoes/s (server CPU {echo['server_cpu_pct']:.0f} %, "
-        f"load gen {echo['loadgen_cpu_pct']:.0f} %) | >= {GOAL_THROUGHPUT_RATIO:.1f}x "
-        f"| {ratio:.2f}x {status(ratio >= GOAL_THROUGHPUT_RATIO)} |"
-    )
+    rows.extend(throughput_rows(plan, req))
     return "\n".join(rows)
 
 
@@ -434,6 +472,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts, shorter steps")
     parser.add_argument("--profile", action="store_true", help="py-spy the 5 req/s step")
     parser.add_argument("--out", type=Path, default=None, help="also write the raw JSON here")
+    parser.add_argument(
+        "--throughput-only", action="store_true",
+        help="only the closed-loop steps (limits on, limits off, stock echo)",
+    )  # fmt: skip
     opts = parser.parse_args()
     plan = QUICK if opts.quick else FULL
     # This script is part of the load side: keep it off the server's core.
@@ -453,6 +495,14 @@ def main() -> int:
     log(f"var dir {var_dir}; migrating and provisioning bot players")
     subprocess.run([PY, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env.base,
                    check=True, capture_output=True)  # fmt: skip
+    if opts.throughput_only:
+        provision(env, {"lat": plan.players})
+        header = (
+            "| measure | gateway | stock echo consumer | goal | status |\n|---|---|---|---|---|"
+        )
+        print("\n".join([header, *throughput_rows(plan, measure_throughput(env, plan))]))
+        print(f"\n(total {time.monotonic() - started:.0f} s; logs in {var_dir})")
+        return 0
     idle_prefixes = {
         f"idle{k}": n - (plan.idle_steps[k - 1] if k else 0) for k, n in enumerate(plan.idle_steps)
     }

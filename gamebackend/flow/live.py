@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -43,6 +44,7 @@ class FlowRuntime:
         self.breakers = BreakerRegistry()
         self.version = -1
         self.live_nodes = 1
+        self._clock = time.monotonic
         self.cluster: ClusterBucket | None = None
         self._redis: Any = None
         if settings.REDIS_URL:
@@ -129,20 +131,43 @@ class FlowRuntime:
 
     # -- checks (the gateway's hot path) ---------------------------------------------------
 
+    def check_local(self, resource: str, player: str, ip: str) -> Decision:
+        """One token from each local rule of ``resource`` (player, ip and node scopes).
+
+        Synchronous and allocation-free when every bucket has a token: this runs for every
+        inbound message.
+        """
+        limiter = self.limiter
+        now = self._clock()
+        worst = ALLOWED
+        if player:
+            decision = limiter.check(resource, Scope.PLAYER, player, now)
+            if decision is not ALLOWED:
+                worst = worse(worst, decision)
+        if ip:
+            decision = limiter.check(resource, Scope.IP, ip, now)
+            if decision is not ALLOWED:
+                worst = worse(worst, decision)
+        decision = limiter.check(resource, Scope.NODE, NODE_KEY, now)
+        if decision is not ALLOWED:
+            worst = worse(worst, decision)
+        return worst
+
+    def has_cluster_rule(self, resource: str) -> bool:
+        rule = self.limiter.cluster_rule(resource) if self.cluster is not None else None
+        return rule is not None and rule.enabled
+
+    async def check_cluster(self, resource: str) -> Decision:
+        rule = self.limiter.cluster_rule(resource)
+        if self.cluster is None or rule is None or not rule.enabled:
+            return ALLOWED
+        return await self.cluster.acquire(CLUSTER_KEY, rule)
+
     async def check(self, resource: str, *, player: str = "", ip: str = "") -> Decision:
         """One token from every rule of ``resource`` (player, ip, node, cluster scopes)."""
-        limiter = self.limiter
-        worst = ALLOWED
-        for scope, key in ((Scope.PLAYER, player), (Scope.IP, ip), (Scope.NODE, NODE_KEY)):
-            if not key:
-                continue
-            decision = limiter.check(resource, scope, key)
-            if decision is not ALLOWED:
-                worst = _worse(worst, decision)
-        if self.cluster is not None:
-            rule = limiter.cluster_rule(resource)
-            if rule is not None and rule.enabled:
-                worst = _worse(worst, await self.cluster.acquire(CLUSTER_KEY, rule))
+        worst = self.check_local(resource, player, ip)
+        if self.has_cluster_rule(resource):
+            worst = worse(worst, await self.check_cluster(resource))
         return worst
 
     # -- background ----------------------------------------------------------------------
@@ -195,7 +220,7 @@ class FlowRuntime:
                     await pubsub.aclose()
 
 
-def _worse(a: Decision, b: Decision) -> Decision:
+def worse(a: Decision, b: Decision) -> Decision:
     if b.rejected:
         if a.rejected and a.retry_after_ms >= b.retry_after_ms:
             return a

@@ -20,7 +20,8 @@ from channels.exceptions import StopConsumer
 from django.conf import settings
 
 from actors import ActorRef, MailboxFull
-from gamebackend.flow.live import FlowRuntime, get_flow
+from gamebackend.flow.bucket import ALLOWED
+from gamebackend.flow.live import FlowRuntime, get_flow, worse
 from gamebackend.gateway import protocol as p
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
@@ -210,8 +211,11 @@ class GameConsumer(AsyncConsumer):
             return
         flow = self._flow
         if flow is not None:
-            decision = await flow.check(resource_of(kind), player=session.player_id, ip=self._ip)
-            if decision.rejected:
+            resource = resource_of(kind)
+            decision = flow.check_local(resource, session.player_id, self._ip)
+            if flow.has_cluster_rule(resource):
+                decision = worse(decision, await flow.check_cluster(resource))
+            if decision is not ALLOWED and decision.rejected:
                 await self._rate_limited(session, msg, decision.retry_after_ms)
                 return
             if decision.delay_s:
