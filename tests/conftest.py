@@ -25,9 +25,10 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def cluster_database_url() -> Iterator[str]:
-    """A PostgreSQL database created for this test run and dropped afterwards."""
+    """A PostgreSQL database created for this test and dropped afterwards (tests that edit
+    rules or players must not see each other's)."""
     parsed = urlparse(POSTGRES_URL)
     require_service("PostgreSQL", parsed.hostname or "127.0.0.1", parsed.port or 5432)
     import psycopg

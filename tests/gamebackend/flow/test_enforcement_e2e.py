@@ -96,11 +96,13 @@ def post_guest(node: Node) -> tuple[int, Any, str | None]:
 def rule_editor(node: Node, resource: str, **fields: object) -> Callable[[], None]:
     """Log in as an operator and open the rule's change form; returns the submit step."""
     opener = console_opener(node.http_url, "operator", ADMIN_PASSWORD)
-    query = urllib.parse.urlencode({"resource": resource})
+    query = urllib.parse.urlencode({"q": resource, "scope__exact": "player"})
     with opener.open(f"{node.http_url}/console/flow/ratelimitrule/?{query}") as resp:
         page = resp.read().decode()
+    found = set(re.findall(r"/console/flow/ratelimitrule/(\d+)/change/", page))
+    assert len(found) == 1, f"expected one {resource} rule per player, found {found}"
     match = re.search(r"/console/flow/ratelimitrule/(\d+)/change/", page)
-    assert match, "the rule is not listed"
+    assert match
     rule_id = match.group(1)
     url = f"{node.http_url}/console/flow/ratelimitrule/{rule_id}/change/"
     with opener.open(url, timeout=HTTP_TIMEOUT_S) as resp:
@@ -118,7 +120,9 @@ def rule_editor(node: Node, resource: str, **fields: object) -> Callable[[], Non
 
     def submit() -> None:
         with opener.open(request, timeout=HTTP_TIMEOUT_S) as resp:
-            assert resp.geturl().endswith("/console/flow/ratelimitrule/"), "form refused"
+            page = resp.read().decode()
+            errors = re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', page, re.S)
+            assert resp.geturl().endswith("/console/flow/ratelimitrule/"), errors
 
     return submit
 
