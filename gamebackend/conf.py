@@ -17,9 +17,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_BIND = "127.0.0.1:8000"
-SECRETS_FILE = "secrets.json"
+GENERATED_KEYS_FILE = "secrets.json"
 # Private to the node's owner: the file holds the signing keys.
-SECRETS_FILE_MODE = 0o600
+PRIVATE_FILE_MODE = 0o600
 # Django's check --deploy wants at least 50 characters with 5 distinct ones.
 GENERATED_SECRET_BYTES = 48
 
@@ -107,16 +107,16 @@ def var_dir() -> Path:
 def write_private_file(path: Path, text: str) -> None:
     """Create ``path`` with mode 0600 from the start (no window where others can read it)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRETS_FILE_MODE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-    os.chmod(tmp, SECRETS_FILE_MODE)
+    os.chmod(tmp, PRIVATE_FILE_MODE)
     os.replace(tmp, path)
 
 
 def local_secrets(directory: Path) -> dict[str, str]:
     """Secrets generated once for the single-machine profile and reused afterwards."""
-    path = directory / SECRETS_FILE
+    path = directory / GENERATED_KEYS_FILE
     data: dict[str, str] = {}
     if path.exists():
         data = json.loads(path.read_text())

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand
 
 from gamebackend import conf
 
-PASSWORD_FILE = "operator_password"
+OPERATOR_CREDENTIAL_FILE = "operator_password"
 GENERATED_PASSWORD_BYTES = 18
 
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(GENERATED_PASSWORD_BYTES)
         user_model.objects.create_superuser(username=username, email="", password=password)
         if generated:
-            path = settings.GAME_VAR_DIR / PASSWORD_FILE
+            path = settings.GAME_VAR_DIR / OPERATOR_CREDENTIAL_FILE
             conf.write_private_file(path, password + "\n")
             # Printed once, here; afterwards it is only in the 0600 file.
             self.stdout.write(
