@@ -429,8 +429,15 @@ def lat(s: dict[str, Any]) -> str:
     return f"{l_['p50']:.1f} / {l_['p99']:.1f} ms (max {l_['max']:.0f})"
 
 
+HEADER = ["| measure | gateway | stock echo consumer | goal | status |", "|---|---|---|---|---|"]
+
+
 def table(plan: Plan, idle: dict[str, Any], req: dict[str, Any]) -> str:
-    rows = ["| measure | gateway | stock echo consumer | goal | status |", "|---|---|---|---|---|"]
+    return "\n".join([*HEADER, *idle_rows(plan, idle), *request_rows(plan, req)])
+
+
+def idle_rows(plan: Plan, idle: dict[str, Any]) -> list[str]:
+    rows: list[str] = []
     for step in idle["steps"]:
         rows.append(
             f"| idle RSS per player at {step['target']:,} (held {step['held']:,}) "
@@ -452,6 +459,11 @@ def table(plan: Plan, idle: dict[str, Any], req: dict[str, Any]) -> str:
         f"| heartbeat CPU at {top['held']:,} idle players | "
         f"{idle['heartbeat_cpu_pct']:.1f} % of a core | | (report) | - |"
     )
+    return rows
+
+
+def request_rows(plan: Plan, req: dict[str, Any]) -> list[str]:
+    rows: list[str] = []
     echo5 = req["echo_rate5"]
     for rate, s in req["rates"].items():
         goal = f"p99 < {GOAL_P99_MS:g} ms" if rate == GOAL_P99_RATE else "(report)"
@@ -464,7 +476,7 @@ def table(plan: Plan, idle: dict[str, Any], req: dict[str, Any]) -> str:
             f"| {status(ok) if rate == GOAL_P99_RATE else '-'} |"
         )
     rows.extend(throughput_rows(plan, req))
-    return "\n".join(rows)
+    return rows
 
 
 def main() -> int:
@@ -472,6 +484,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts, shorter steps")
     parser.add_argument("--profile", action="store_true", help="py-spy the 5 req/s step")
     parser.add_argument("--out", type=Path, default=None, help="also write the raw JSON here")
+    parser.add_argument(
+        "--idle-only", action="store_true", help="only the idle-capacity steps (1k..19.5k)"
+    )
     parser.add_argument(
         "--throughput-only", action="store_true",
         help="only the closed-loop steps (limits on, limits off, stock echo)",
@@ -508,6 +523,11 @@ def main() -> int:
     }
     provision(env, {**idle_prefixes, "lat": plan.players})
     assert plan.idle_steps[-1] + 100 < FD_LIMIT, "the server must stay under its fd limit"
+    if opts.idle_only:
+        idle = measure_idle(env, plan)
+        print("\n".join([*HEADER, *idle_rows(plan, idle)]))
+        print(f"connect failures {idle['connect_failures']}; closes {idle['close_codes']}")
+        return 0
     profile_dir = var_dir if opts.profile else None
     idle = measure_idle(env, plan)
     req = measure_requests(env, plan, profile_dir)
