@@ -138,3 +138,12 @@ async def test_upgrades_during_shutdown_are_refused(node_factory: NodeFactory) -
         status = -1  # the listener already went away: also a refusal
     assert status in (403, -1)
     node.proc.wait(timeout=10)
+
+
+async def test_compression_is_never_negotiated(node: Node) -> None:
+    raw = await Raw.open(node.url(f"p{uuid.uuid4().hex[:12]}"), compression="deflate")
+    assert (await raw.recv())["type"] == "welcome"
+    # permessage-deflate would let a small frame inflate past the size limit.
+    assert raw.ws.response is not None
+    assert "Sec-WebSocket-Extensions" not in raw.ws.response.headers
+    await raw.close()

@@ -23,7 +23,8 @@ class Raw:
     async def open(cls, url: str, *, binary: bool = False, **kwargs: Any) -> Raw:
         if binary:
             kwargs.setdefault("subprotocols", ["game.v1.msgpack"])
-        ws = await connect(url, compression=None, max_size=None, **kwargs)
+        kwargs.setdefault("compression", None)
+        ws = await connect(url, max_size=None, **kwargs)
         return cls(ws, binary=binary)
 
     async def send(self, obj: Any) -> None:
