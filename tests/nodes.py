@@ -110,8 +110,11 @@ NodeFactory = Callable[..., Node]
 def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
     nodes: list[Node] = []
 
-    def factory(rules: list[tuple[str, ...]] | None = None, **extra: str) -> Node:
-        node = start_node(tmp_path / f"node{len(nodes)}", rules=rules, env=extra)
+    def factory(
+        rules: list[tuple[str, ...]] | None = None, secret: str | None = None, **extra: str
+    ) -> Node:
+        """A node started with ``extra`` env; pass another node's ``secret`` to pair them."""
+        node = start_node(tmp_path / f"node{len(nodes)}", secret=secret, rules=rules, env=extra)
         nodes.append(node)
         return node
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.gateway.wsclient import Raw
-from tests.nodes import TEST_CONNECT_RULE, Node, NodeFactory, start_node
+from tests.nodes import TEST_CONNECT_RULE, Node, NodeFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 CLUSTER_RATE = 40.0
@@ -48,19 +47,16 @@ async def flood(node: Node) -> tuple[int, int, float, float]:
 
 
 async def test_cluster_limit_holds_across_two_nodes(
-    node_factory: NodeFactory, cluster_env: dict[str, str], tmp_path: Path
+    cluster_env: dict[str, str], node_factory: NodeFactory
 ) -> None:
     cluster_rule = ("ws.move", "--scope", "cluster", "--rate", str(CLUSTER_RATE),
                     "--burst", str(CLUSTER_BURST))  # fmt: skip
     env = {**cluster_env, "GAME_ABUSE_THRESHOLD": "100000"}
     node_a = node_factory(rules=[TEST_CONNECT_RULE, cluster_rule], **env)
-    node_b = start_node(tmp_path / "b", secret=node_a.secret, rules=[], env=env)
-    try:
-        results = await asyncio.gather(
-            *(flood(n) for n in (node_a, node_b) for _ in range(PLAYERS_PER_NODE))
-        )
-    finally:
-        node_b.stop()
+    node_b = node_factory(rules=[], secret=node_a.secret, **env)
+    results = await asyncio.gather(
+        *(flood(n) for n in (node_a, node_b) for _ in range(PLAYERS_PER_NODE))
+    )
     admitted = sum(r[0] for r in results)
     elapsed = max(r[3] for r in results) - min(r[2] for r in results)
     expected = CLUSTER_BURST + CLUSTER_RATE * elapsed

@@ -11,14 +11,13 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tests.gateway.wsclient import Raw
-from tests.nodes import Node, NodeFactory, start_node
+from tests.nodes import Node, NodeFactory
 from tests.procs import ADMIN_PASSWORD, HTTP_TIMEOUT_S, console_opener, csrf_token, manage
 
 pytestmark = pytest.mark.slow
@@ -142,26 +141,23 @@ async def first_rejection(raw: Raw) -> float:
 
 @pytest.mark.cluster
 async def test_console_edit_changes_enforcement_on_both_nodes_within_1s(
-    node_factory: NodeFactory, cluster_env: dict[str, str], tmp_path: Path
+    cluster_env: dict[str, str], node_factory: NodeFactory
 ) -> None:
     node_a = node_factory(**cluster_env)
-    node_b = start_node(tmp_path / "b", secret=node_a.secret, env=cluster_env)
-    try:
-        manage(node_a.env, "ensure_operator")
-        submit = await asyncio.to_thread(rule_editor, node_a, "ws.move", rate=1, burst=2)
-        on_a, on_b = await connected(node_a), await connected(node_b)
-        watchers = [
-            asyncio.ensure_future(first_rejection(on_a)),  # owned by this test
-            asyncio.ensure_future(first_rejection(on_b)),  # owned by this test
-        ]
-        await asyncio.sleep(3 * PACE_S)  # traffic flows under the shipped limit
-        assert not any(w.done() for w in watchers)
-        edited_at = time.monotonic()
-        await asyncio.to_thread(submit)
-        limited_at = await asyncio.wait_for(asyncio.gather(*watchers), 5)
-        assert max(limited_at) - edited_at < RULE_PROPAGATION_S
-        for raw in (on_a, on_b):  # nobody was disconnected by the change
-            assert (await raw.request({"type": "state", "id": "alive"}))["type"] == "state"
-            await raw.close()
-    finally:
-        node_b.stop()
+    node_b = node_factory(secret=node_a.secret, **cluster_env)
+    manage(node_a.env, "ensure_operator")
+    submit = await asyncio.to_thread(rule_editor, node_a, "ws.move", rate=1, burst=2)
+    on_a, on_b = await connected(node_a), await connected(node_b)
+    watchers = [
+        asyncio.ensure_future(first_rejection(on_a)),  # owned by this test
+        asyncio.ensure_future(first_rejection(on_b)),  # owned by this test
+    ]
+    await asyncio.sleep(3 * PACE_S)  # traffic flows under the shipped limit
+    assert not any(w.done() for w in watchers)
+    edited_at = time.monotonic()
+    await asyncio.to_thread(submit)
+    limited_at = await asyncio.wait_for(asyncio.gather(*watchers), 5)
+    assert max(limited_at) - edited_at < RULE_PROPAGATION_S
+    for raw in (on_a, on_b):  # nobody was disconnected by the change
+        assert (await raw.request({"type": "state", "id": "alive"}))["type"] == "state"
+        await raw.close()
