@@ -53,7 +53,7 @@ GOAL_P99_RATE = 5.0
 GOAL_THROUGHPUT_RATIO = 1.0
 # Rate limits on must keep at least this share of the throughput with them off.
 GOAL_LIMITS_RATIO = 0.95
-THROUGHPUT_REPEATS = 3
+THROUGHPUT_REPEATS = 5
 
 
 @dataclass(frozen=True)
