@@ -391,7 +391,8 @@ def throughput_rows(plan: Plan, req: dict[str, Any]) -> list[str]:
     ]
 
 
-def measure_requests(env: Env, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
+def measure_latency(env: Env, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
+    """Open-loop `move` latency at each rate, and the stock echo at the goal's rate."""
     out: dict[str, Any] = {"rates": {}}
     for rate in plan.rates:
         server = gateway(env, f"gw-rate{rate:g}")
@@ -403,7 +404,6 @@ def measure_requests(env: Env, plan: Plan, profile_dir: Path | None) -> dict[str
             server.stop()
         out["rates"][rate] = s
         log(f"gateway {rate:g} req/s: {s['latency_ms']} cpu {s['server_cpu_pct']:.0f}%")
-    out.update(measure_throughput(env, plan))
     for mode, args in (("echo_rate5", ["--rate", "5"]),):
         server = Server(env, f"echo-{mode}", [str(ROOT / "bench" / "echo_asgi.py")])
         try:
@@ -413,6 +413,10 @@ def measure_requests(env: Env, plan: Plan, profile_dir: Path | None) -> dict[str
             server.stop()
         log(f"{mode}: {out[mode]['answered_per_s']}/s {out[mode]['latency_ms']}")
     return out
+
+
+def measure_requests(env: Env, plan: Plan, profile_dir: Path | None) -> dict[str, Any]:
+    return {**measure_latency(env, plan, profile_dir), **measure_throughput(env, plan)}
 
 
 # --- report --------------------------------------------------------------------------
@@ -463,6 +467,10 @@ def idle_rows(plan: Plan, idle: dict[str, Any]) -> list[str]:
 
 
 def request_rows(plan: Plan, req: dict[str, Any]) -> list[str]:
+    return [*latency_rows(plan, req), *throughput_rows(plan, req)]
+
+
+def latency_rows(plan: Plan, req: dict[str, Any]) -> list[str]:
     rows: list[str] = []
     echo5 = req["echo_rate5"]
     for rate, s in req["rates"].items():
@@ -475,7 +483,6 @@ def request_rows(plan: Plan, req: dict[str, Any]) -> list[str]:
             f"| {lat(echo5) if rate == GOAL_P99_RATE else ''} | {goal} "
             f"| {status(ok) if rate == GOAL_P99_RATE else '-'} |"
         )
-    rows.extend(throughput_rows(plan, req))
     return rows
 
 
@@ -484,6 +491,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smaller counts, shorter steps")
     parser.add_argument("--profile", action="store_true", help="py-spy the 5 req/s step")
     parser.add_argument("--out", type=Path, default=None, help="also write the raw JSON here")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="only the open-loop latency steps"
+    )
     parser.add_argument(
         "--idle-only", action="store_true", help="only the idle-capacity steps (1k..19.5k)"
     )
@@ -523,6 +533,9 @@ def main() -> int:
     }
     provision(env, {**idle_prefixes, "lat": plan.players})
     assert plan.idle_steps[-1] + 100 < FD_LIMIT, "the server must stay under its fd limit"
+    if opts.latency_only:
+        print("\n".join([*HEADER, *latency_rows(plan, measure_latency(env, plan, None))]))
+        return 0
     if opts.idle_only:
         idle = measure_idle(env, plan)
         print("\n".join([*HEADER, *idle_rows(plan, idle)]))
