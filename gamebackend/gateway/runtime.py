@@ -40,6 +40,15 @@ class Runtime:
         # Enqueueing goes through the celery.enqueue breaker: a dead broker fails fast and
         # the flusher keeps the states until it is back.
         self.flusher = StateFlusher(guard=self.flow.breakers.breaker("celery.enqueue").call)
+        self.replay_store: LocalReplayStore | RedisReplayStore = LocalReplayStore()
+        directory: PlayerDirectory | None = None
+        if settings.REDIS_URL:
+            import redis.asyncio as aioredis
+
+            # Tickets' jti and the player directory are cluster-wide: they live in Redis.
+            client = aioredis.from_url(settings.REDIS_URL)
+            self.replay_store = RedisReplayStore(client)
+            directory = PlayerDirectory(client, settings.GAME_NODE_ID)
         self.hub = Hub(
             system=self.system,
             heartbeat=self.heartbeat,
@@ -48,16 +57,8 @@ class Runtime:
             resume_grace_s=settings.GAME_RESUME_GRACE_S,
             load_state=load_player_state,
             presence_layer=get_channel_layer(),
+            directory=directory,
         )
-        self.replay_store: Any
-        if settings.REDIS_URL:
-            import redis.asyncio as aioredis
-
-            client = aioredis.from_url(settings.REDIS_URL)
-            self.replay_store = RedisReplayStore(client)
-            self.hub.directory = PlayerDirectory(client, settings.GAME_NODE_ID)
-        else:
-            self.replay_store = LocalReplayStore()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._closed = False
 
