@@ -441,13 +441,15 @@ class GameClient:
         dead: ClientConnection | None = None
         while True:
             ws = await self._wait_for_connection(other_than=dead)
+            out = msg
             if not isinstance(msg, Ack):
-                # Piggyback the cumulative ack: the separate ack frame becomes unnecessary.
+                # Piggyback the cumulative ack, taken afresh for each attempt: a retry on a
+                # new connection (maybe a new session) must not carry an old session's seq.
                 seq = self._stream.take_ack()
                 if seq is not None:
-                    msg = msgspec.structs.replace(msg, ack=seq)
+                    out = msgspec.structs.replace(msg, ack=seq)
             try:
-                await ws.send(self._wire_codec.encode(msg))
+                await ws.send(self._wire_codec.encode(out))
                 return
             except ConnectionClosed:
                 dead = ws

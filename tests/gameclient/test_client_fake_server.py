@@ -154,10 +154,11 @@ class FakeGateway:
     async def on_message(
         self, ws: ServerConnection, conn: Conn, session: Session, msg: ClientMessage
     ) -> None:
-        if isinstance(msg, Ack):
-            session.acked = max(session.acked, msg.seq)
-            session.outbox = [(s, m) for s, m in session.outbox if s > msg.seq]
-        elif isinstance(msg, Move):
+        acked = msg.seq if isinstance(msg, Ack) else msg.ack
+        if acked is not None:
+            session.acked = max(session.acked, acked)
+            session.outbox = [(s, m) for s, m in session.outbox if s > acked]
+        if isinstance(msg, Move):
             session.rev += 1
             await self.push(ws, conn, session, x=msg.x, y=msg.y, rev=session.rev, re=msg.id)
         elif isinstance(msg, StateReq):
@@ -228,6 +229,21 @@ async def test_connect_request_push_and_ack(gateway: tuple[FakeGateway, str], co
     conn = fake.conns[0]
     assert conn.codec.name == f"game.v1.{codec}"
     await eventually(lambda: conn.close_code == CloseCode.NORMAL)
+
+
+async def test_requests_carry_the_cumulative_ack(gateway: tuple[FakeGateway, str]) -> None:
+    fake, url = gateway
+    _, provider = tickets()
+    # A long ack interval: only piggybacking can acknowledge within this test.
+    async with GameClient(url, provider, ack_interval_s=60.0) as client:
+        await next_push(client)  # welcome
+        await next_push(client)  # state, seq 1
+        await client.request(Move(x=1, y=1))
+        await client.request(Move(x=2, y=2))
+        moves = [m for m in fake.conns[0].received if isinstance(m, Move)]
+        # The first request acknowledges the initial state, the second the first reply.
+        assert [m.ack for m in moves] == [1, 2]
+        assert not [m for m in fake.conns[0].received if isinstance(m, Ack)]
 
 
 async def test_error_reply_raises_game_error(gateway: tuple[FakeGateway, str]) -> None:
