@@ -208,7 +208,8 @@ async def test_pending_remote_asks_fail_on_shutdown() -> None:
     await a.start()
     # Nobody listens as node B: the ask can only end by timeout or by shutdown.
     asking = asyncio.ensure_future(a.ref_for(PID(NODE_B, "x")).ask("hello", timeout=30))
-    await asyncio.sleep(0.01)
+    while a.stats()["totals"]["remote_pending_asks"] == 0:
+        await asyncio.sleep(0)  # let the ask go out (one loop turn at a time, no timing)
     await a.shutdown(timeout=0.5)
     with pytest.raises(ActorStopped, match="shut down"):
         await asking
