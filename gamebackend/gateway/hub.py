@@ -66,7 +66,7 @@ class Hub:
         self.directory = directory
         self.sessions: dict[str, Session] = {}
         self.by_player: dict[str, Session] = {}
-        self.connections: set[Any] = set()
+        self.connections: set[Connection] = set()
         self.accepting = True
         self._ending: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -120,16 +120,23 @@ class Hub:
         await session.bind(conn, after_seq=after_seq)
         ref.tell(Attach(session, fresh=not resumed))
 
+    def _release(self, conn: Connection) -> None:
+        """Stop serving ``conn``: no heartbeat, not closed at shutdown."""
+        self.connections.discard(conn)
+        self.heartbeat.remove(conn)
+
+    def _take_connection(self, session: Session) -> Connection | None:
+        """Unbind the session's socket (its later disconnect then changes nothing)."""
+        conn, session.conn = session.conn, None
+        if conn is not None:
+            conn.session = None
+            self._release(conn)
+        return conn
+
     async def _replace_connection(self, session: Session) -> None:
-        old = session.conn
-        session.conn = None
+        old = self._take_connection(session)
         if old is not None:
-            old_session = getattr(old, "session", None)
-            old.session = None  # type: ignore[attr-defined]
-            self.connections.discard(old)
-            self.heartbeat.remove(old)  # type: ignore[arg-type]
-            if old_session is not None:
-                await old.close_with(p.CloseCode.REPLACED, "replaced by a newer connection")
+            await old.close_with(p.CloseCode.REPLACED, "replaced by a newer connection")
 
     async def _player_actor(self, player_id: str) -> ActorRef:
         name = actor_name(player_id)
@@ -167,13 +174,9 @@ class Hub:
 
     def session_moved(self, session: Session, node: str) -> None:
         """The player connected to another node, which took their state over."""
-        conn = session.conn
         self._forget_session(session)
-        session.conn = None
+        conn = self._take_connection(session)
         if conn is not None:
-            self.connections.discard(conn)
-            self.heartbeat.remove(conn)  # type: ignore[arg-type]
-            conn.session = None  # type: ignore[attr-defined]
             self._spawn_close(conn, f"moved to {node}")
 
     def _spawn_close(self, conn: Connection, reason: str) -> None:
@@ -189,8 +192,7 @@ class Hub:
 
     def detach(self, conn: Connection, session: Session, *, ends_session: bool) -> None:
         """``conn`` closed: end the session, or keep it resumable for the grace period."""
-        self.connections.discard(conn)
-        self.heartbeat.remove(conn)  # type: ignore[arg-type]
+        self._release(conn)
         if session.conn is not conn:
             return  # already replaced by a newer connection
         session.conn = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gamebackend.gateway.heartbeat import Heartbeating
 from gamebackend.gateway.outbox import Outbox, OutboxFull
 
 if TYPE_CHECKING:
@@ -13,8 +14,10 @@ if TYPE_CHECKING:
 SESSION_ID_BYTES = 12
 
 
-class Connection(Protocol):
-    """What a session needs of the socket it is bound to (the consumer)."""
+class Connection(Heartbeating, Protocol):
+    """What a session and the hub need of the socket it is bound to (the consumer)."""
+
+    session: Session | None
 
     async def write(self, msg: Any) -> None: ...
 
