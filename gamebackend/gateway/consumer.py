@@ -58,6 +58,23 @@ _BAD_FRAME_CODES = frozenset({p.BAD_MESSAGE, p.INVALID, p.UNKNOWN_TYPE})
 NO_CHANNEL_LAYER = "gateway-has-no-channel-layer"
 
 
+class EventWindow:
+    """Counts events; over the limit when more than ``limit`` fell within ``window_s``."""
+
+    __slots__ = ("_times", "limit", "window_s")
+
+    def __init__(self, limit: int, window_s: float) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=limit + 1)
+
+    def hit_is_over_limit(self) -> bool:
+        now = time.monotonic()
+        times = self._times
+        times.append(now)
+        return len(times) > self.limit and now - times[0] <= self.window_s
+
+
 def _query(scope: dict[str, Any]) -> dict[str, str]:
     raw = scope.get("query_string", b"").decode("latin-1")
     values = parse_qs(raw, keep_blank_values=True, max_num_fields=16)
@@ -82,8 +99,9 @@ class GameConsumer(AsyncConsumer):
     hb_slot = 0
     hb_outstanding = 0
     hb_last_ts = 0
-    _bad: deque[float] | None = None
-    _abuse: deque[float] | None = None
+    # Created on a connection's first bad frame / rejection: most never have one.
+    _bad: EventWindow | None = None
+    _abuse: EventWindow | None = None
     _server_close: int | None = None
     _flow: FlowRuntime | None = None
     _ip = ""
@@ -271,12 +289,9 @@ class GameConsumer(AsyncConsumer):
                 retry_after_ms=retry_after_ms,
             )
         )
-        now = time.monotonic()
-        abuse = self._abuse
-        if abuse is None:
-            abuse = self._abuse = deque(maxlen=settings.GAME_ABUSE_THRESHOLD + 1)
-        abuse.append(now)
-        if len(abuse) > settings.GAME_ABUSE_THRESHOLD and now - abuse[0] <= ABUSE_WINDOW_S:
+        if self._abuse is None:
+            self._abuse = EventWindow(settings.GAME_ABUSE_THRESHOLD, ABUSE_WINDOW_S)
+        if self._abuse.hit_is_over_limit():
             await self.close_with(
                 p.CloseCode.RATE_LIMITED, f"rate-limit abuse; retry_after_ms={retry_after_ms}"
             )
@@ -285,12 +300,9 @@ class GameConsumer(AsyncConsumer):
         await session.emit(error)
         if error.code not in _BAD_FRAME_CODES:
             return
-        now = time.monotonic()
-        bad = self._bad
-        if bad is None:
-            bad = self._bad = deque(maxlen=BAD_FRAME_LIMIT + 1)
-        bad.append(now)
-        if len(bad) > BAD_FRAME_LIMIT and now - bad[0] <= BAD_FRAME_WINDOW_S:
+        if self._bad is None:
+            self._bad = EventWindow(BAD_FRAME_LIMIT, BAD_FRAME_WINDOW_S)
+        if self._bad.hit_is_over_limit():
             await self.close_with(p.CloseCode.BAD_MESSAGES, "too many bad messages")
 
     # -- output (used by the session, the hub and the heartbeat) -------------------------
