@@ -14,6 +14,7 @@ from django.conf import settings
 
 from gamebackend.asgi import application
 from gamebackend.gateway import runtime as runtime_module
+from gamebackend.gateway.consumer import GameConsumer
 from gamebackend.gateway.tickets import mint_ticket
 from gamebackend.players.actor import PlayerActor
 
@@ -123,13 +124,15 @@ async def test_full_mailbox_answers_busy(settings: Any) -> None:
     await recv(comm)
     await recv(comm)
     (consumer,) = runtime_module.get_runtime().hub.connections
-    real = consumer.actor
+    assert isinstance(consumer, GameConsumer)
+    assert consumer.actor is not None
+    actor_pid = consumer.actor.pid
 
     class FullMailbox:
         def tell(self, msg: Any, sender: Any = None) -> None:
-            raise MailboxFull(real.pid, 1024)
+            raise MailboxFull(actor_pid, 1024)
 
-    consumer.actor = FullMailbox()
+    consumer.actor = FullMailbox()  # type: ignore[assignment]
     await send(comm, {"type": "move", "x": 1, "y": 1, "id": "m"})
     error = await recv(comm)
     assert (error["code"], error["re"]) == ("busy", "m")
@@ -199,6 +202,7 @@ async def test_an_ack_can_ride_on_any_message() -> None:
     await send(comm, {"type": "move", "x": 1, "y": 1, "id": 1, "ack": 1})
     assert (await recv(comm))["seq"] == 2
     (consumer,) = runtime_module.get_runtime().hub.connections
+    assert consumer.session is not None
     assert consumer.session.outbox.acked_seq == 1
     await send(comm, {"type": "state", "id": 2, "ack": 99})
     error = await recv(comm)
