@@ -1,5 +1,6 @@
-"""gamebackend: the Django project of the game server."""
+"""gamebackend: the Django project of the game server.
 
-from gamebackend.celery import app as celery_app
-
-__all__ = ["celery_app"]
+Importing the package loads nothing else (no Django, no Celery): the Celery app is loaded
+by ``apps.GamebackendConfig.ready`` once Django is set up, and by ``celery -A
+gamebackend.celery`` in the worker.
+"""

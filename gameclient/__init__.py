@@ -1,6 +1,6 @@
 """Asyncio client SDK for the game WebSocket gateway (`/ws/game/`).
 
-Django-free: it shares only `gamebackend.gateway.protocol` with the server.
+Django-free: it shares only the wire contract (`gameproto`) with the server.
 
     async def tickets() -> str: ...
     async with GameClient("ws://127.0.0.1:8000/ws/game/", tickets) as client:
@@ -9,7 +9,7 @@ Django-free: it shares only `gamebackend.gateway.protocol` with the server.
             ...
 """
 
-from gamebackend.gateway.protocol import Move, Ping, StateReq
+from gameproto import Move, Ping, StateReq
 
 from ._backoff import Backoff
 from ._client import GameClient, Pushed

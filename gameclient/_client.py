@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.typing import Origin, Subprotocol
 
-from gamebackend.gateway.protocol import (
+from gameproto import (
     DEFAULT_CODEC,
     JSON_CODEC,
     MSGPACK_CODEC,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from gamebackend.gateway.protocol import CloseCode, Error, ServerMessage
+from gameproto import CloseCode, Error, ServerMessage
 
 from ._errors import GameError, SequenceGap
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gamebackend.gateway.tickets import mint_ticket
+from gameproto.tickets import mint_ticket
 from tests.procs import ROOT, child_env, free_port, http_get, manage
 
 NODE_START_TIMEOUT_S = 30.0

@@ -1,6 +1,10 @@
-"""Flow control: token-bucket rate limiting and circuit breakers (pure logic, no Django).
+"""Flow control: token-bucket rate limiting and circuit breakers.
 
-See docs/FLOW.md for the rule fields, behaviours and API.
+The package exports its pure core (``bucket``, ``breaker``, ``clock``: no Django, no I/O).
+The Django side lives beside it: rules as models edited in the console (``models``,
+``services``), their synchronisation into every process (``rulesync``, ``events``) and the
+one admission call the gateway and the HTTP API make (``admission.admit``). See
+docs/FLOW.md.
 """
 
 from gamebackend.flow.breaker import (

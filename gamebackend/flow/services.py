@@ -9,7 +9,8 @@ from django.db.models import F
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from gamebackend.flow import live
+from gamebackend.flow.enforcement import BREAKER_ACTIONS
+from gamebackend.flow.events import publish
 from gamebackend.flow.models import (
     BreakerRule,
     NodeFlowState,
@@ -19,7 +20,6 @@ from gamebackend.flow.models import (
 )
 
 AUDITED_EXCLUDE = ("id", "version", "updated_at")
-BREAKER_ACTIONS = ("force_open", "force_closed", "reset")
 
 Rule = RateLimitRule | BreakerRule
 
@@ -58,7 +58,7 @@ def flow_rule_save(*, rule: Rule, user: Any) -> Rule:
             new_value=_as_dict(rule),
             version=version,
         )
-        transaction.on_commit(lambda: live.publish({"kind": "rules", "version": version}))
+        transaction.on_commit(lambda: publish({"kind": "rules", "version": version}))
     return rule
 
 
@@ -72,7 +72,7 @@ def flow_rule_delete(*, rule: Rule, user: Any) -> None:
             user=user if getattr(user, "is_authenticated", False) else None,
             kind=kind, resource=resource, action="deleted", old_value=old, version=version,
         )  # fmt: skip
-        transaction.on_commit(lambda: live.publish({"kind": "rules", "version": version}))
+        transaction.on_commit(lambda: publish({"kind": "rules", "version": version}))
 
 
 def breaker_command(*, resource: str, action: str, user: Any) -> None:
@@ -85,7 +85,7 @@ def breaker_command(*, resource: str, action: str, user: Any) -> None:
             kind="breaker_action", resource=resource, action=action,
         )  # fmt: skip
         event = {"kind": "command", "resource": resource, "action": action}
-        transaction.on_commit(lambda: live.publish(event))
+        transaction.on_commit(lambda: publish(event))
 
 
 def node_flow_state_record(*, node_id: str, rules_version: int, snapshot: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ non-blocking ``tell``; what the actor emits reaches the socket through the sessi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -19,10 +18,9 @@ from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
 from django.conf import settings
 
+import gameproto as p
 from actors import ActorRef, MailboxFull
-from gamebackend.flow.bucket import ALLOWED
-from gamebackend.flow.live import FlowRuntime, get_flow, worse
-from gamebackend.gateway import protocol as p
+from gamebackend.flow.admission import admit
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
 from gamebackend.gateway.tickets import TicketRejected, check_ticket
@@ -103,7 +101,6 @@ class GameConsumer(AsyncConsumer):
     _bad: EventWindow | None = None
     _abuse: EventWindow | None = None
     _server_close: int | None = None
-    _flow: FlowRuntime | None = None
     _ip = ""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -152,19 +149,14 @@ class GameConsumer(AsyncConsumer):
             return await self._refuse("shutting down")
         client = self.scope.get("client") or ("", 0)
         self._ip = str(client[0] or "")
-        if settings.GAME_RATE_LIMITS:
-            # Checked per IP before the ticket, so floods of bad tickets spend tokens too.
-            flow = self._flow = get_flow()
-            await flow.ready()
-            decision = await flow.check(CONNECT_RESOURCE, ip=self._ip)
-            if decision.rejected:
-                # Daphne cannot answer an upgrade with HTTP 429: accept, then close at once.
-                await self.base_send({"type": "websocket.accept"})
-                return await self.close_with(
-                    p.CloseCode.RATE_LIMITED, f"retry_after_ms={decision.retry_after_ms}"
-                )
-            if decision.delay_s:
-                await asyncio.sleep(decision.delay_s)
+        # Checked per IP before the ticket, so floods of bad tickets spend tokens too.
+        decision = await admit(CONNECT_RESOURCE, ip=self._ip)
+        if decision.rejected:
+            # Daphne cannot answer an upgrade with HTTP 429: accept, then close at once.
+            await self.base_send({"type": "websocket.accept"})
+            return await self.close_with(
+                p.CloseCode.RATE_LIMITED, f"retry_after_ms={decision.retry_after_ms}"
+            )
         origin = _origin(self.scope)
         if origin is not None and origin not in settings.GAME_ALLOWED_ORIGINS:
             return await self._refuse("origin not allowed")
@@ -242,18 +234,12 @@ class GameConsumer(AsyncConsumer):
                 p.Error(code=p.INVALID, message="ack of a seq never sent", field="ack", re=msg.id),
             )
             return
-        flow = self._flow
-        if flow is not None:
-            resource = resource_of(kind)
-            decision = flow.check_local(resource, session.player_id, self._ip)
-            if flow.has_cluster_rule(resource):
-                decision = worse(decision, await flow.check_cluster(resource))
-            if decision is not ALLOWED and decision.rejected:
-                await self._rate_limited(session, msg, decision.retry_after_ms)
-                return
-            if decision.delay_s:
-                # Queue behaviour: this connection's later frames wait too (order is kept).
-                await asyncio.sleep(decision.delay_s)
+        # A queued admission has waited inside admit: this connection's later frames wait
+        # too, so their order is kept.
+        decision = await admit(resource_of(kind), player=session.player_id, ip=self._ip)
+        if decision.rejected:
+            await self._rate_limited(session, msg, decision.retry_after_ms)
+            return
         if kind is p.Ack:
             if not session.outbox.ack(msg.seq):  # type: ignore[attr-defined]
                 await self._error(

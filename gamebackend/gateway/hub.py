@@ -1,18 +1,22 @@
 """The node's gateway hub: sessions by id and by player, player actors, shutdown.
 
-Everything here runs on the node's event loop; the only awaits are socket writes,
-loading a player's stored state, and stopping actors.
+The hub is the players' host (``players.ports.PlayerHost``): it builds each PlayerActor
+with itself as the host, so the actor reaches the session, the flush path and presence
+only through that port. Everything here runs on the node's event loop; the only awaits
+are socket writes, loading a player's stored record, and stopping actors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import gameproto as p
 from actors import PID, ActorRef, ActorSystem
-from gamebackend.gateway import protocol as p
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.session import Connection, Session
@@ -24,8 +28,10 @@ from gamebackend.players.actor import (
     Handoff,
     PlayerActor,
     PlayerState,
+    actor_name,
 )
-from gamebackend.players.flush import StateFlusher
+from gamebackend.players.ports import PlayerSession
+from gamebackend.players.state import PlayerRecord
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +45,30 @@ ANNOUNCE_TIMEOUT_S = 0.5
 HANDOFF_TIMEOUT_S = 1.0
 
 
-def actor_name(player_id: str) -> str:
-    return f"player.{player_id}"
+class KeyedLocks:
+    """One asyncio.Lock per key, forgotten as soon as nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        # key -> [lock, holders and waiters]
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
 
 
 class Hub:
@@ -49,19 +77,19 @@ class Hub:
         *,
         system: ActorSystem,
         heartbeat: HeartbeatWheel,
-        flusher: StateFlusher,
+        persist: Callable[[PlayerRecord], None],
         outbox_max: int,
         resume_grace_s: float,
-        load_state: Any,
+        load_record: Callable[[str], Awaitable[PlayerRecord]],
         presence_layer: Any = None,
         directory: PlayerDirectory | None = None,
     ) -> None:
         self.system = system
         self.heartbeat = heartbeat
-        self.flusher = flusher
+        self.persist = persist  # PlayerHost.persist: the node's batched flush path
         self.outbox_max = outbox_max
         self.resume_grace_s = resume_grace_s
-        self._load_state = load_state
+        self._load_record = load_record
         self._presence_layer = presence_layer
         self.directory = directory
         self.sessions: dict[str, Session] = {}
@@ -69,8 +97,8 @@ class Hub:
         self.connections: set[Connection] = set()
         self.accepting = True
         self._ending: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._locks = KeyedLocks()
+        self._recent: OrderedDict[str, PlayerRecord] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
     # -- attaching a connection ---------------------------------------------------------
@@ -82,13 +110,8 @@ class Hub:
 
         The caller accepts the socket, sends ``welcome``, then calls ``bind``.
         """
-        lock = self._locks.setdefault(player_id, asyncio.Lock())
-        async with lock:
-            try:
-                return await self._attach(conn, player_id, resume_id, last_seq)
-            finally:
-                if not lock._waiters:
-                    self._locks.pop(player_id, None)
+        async with self._locks.hold(player_id):
+            return await self._attach(conn, player_id, resume_id, last_seq)
 
     async def _attach(
         self, conn: Connection, player_id: str, resume_id: str | None, last_seq: int | None
@@ -153,31 +176,40 @@ class Hub:
             if previous is not None:
                 record = await self._take_over(player_id, previous) or record
         if record is None:
-            record = await self._load_state(player_id)
-        state = PlayerState(player_id, record["x"], record["y"], record["rev"])
+            record = await self._load_record(player_id)
         return await self.system.spawn(
-            PlayerActor, state, self, name=name, supervisor=PLAYER_SUPERVISOR
+            PlayerActor, PlayerState(record), self, name=name, supervisor=PLAYER_SUPERVISOR
         )
 
-    async def _take_over(self, player_id: str, node: str) -> dict[str, Any] | None:
+    async def _take_over(self, player_id: str, node: str) -> PlayerRecord | None:
         """Ask the player's actor on ``node`` for the live state (it closes 4409 and stops)."""
         try:
             await self.system.start()  # the remote receive loops (idempotent)
             ref = self.system.ref_for(PID(node, actor_name(player_id)))
-            record: dict[str, Any] = await ref.ask(
-                Handoff(to_node=self.system.node), timeout=HANDOFF_TIMEOUT_S
-            )
+            record = await ref.ask(Handoff(to_node=self.system.node), timeout=HANDOFF_TIMEOUT_S)
         except Exception as exc:  # gone, stopped, or its node is down: use the database
             logger.info("player %s: no handoff from %s (%r)", player_id, node, exc)
             return None
+        if not isinstance(record, PlayerRecord):
+            logger.warning("player %s: unexpected handoff reply from %s", player_id, node)
+            return None
         return record
 
-    def session_moved(self, session: Session, node: str) -> None:
+    # -- PlayerHost (players.ports): called by the player actors ---------------------------
+
+    def moved(self, session: PlayerSession, to_node: str) -> None:
         """The player connected to another node, which took their state over."""
+        assert isinstance(session, Session)
         self._forget_session(session)
         conn = self._take_connection(session)
         if conn is not None:
-            self._spawn_close(conn, f"moved to {node}")
+            self._spawn_close(conn, f"moved to {to_node}")
+
+    def grace_expired(self, session: PlayerSession, epoch: int) -> None:
+        """The resume grace passed; end the session unless it reconnected meanwhile."""
+        assert isinstance(session, Session)
+        if session.conn is None and session.detach_epoch == epoch and not session.ended:
+            self._end(session)
 
     def _spawn_close(self, conn: Connection, reason: str) -> None:
         # Called from an actor handler, which must not wait on a socket: the close is a
@@ -204,10 +236,6 @@ class Hub:
         if ref is not None:
             ref.tell(Detached(session, session.detach_epoch, self.resume_grace_s))
 
-    def session_expired(self, session: Session) -> None:
-        """The resume grace passed without a reconnect (called by the player's actor)."""
-        self._end(session)
-
     async def session_overflow(self, session: Session) -> None:
         """The client stopped acknowledging: close 4413, the session is not resumable."""
         conn = session.conn
@@ -232,22 +260,23 @@ class Hub:
             self._ending.add(session.player_id)
             ref.tell(End())
 
-    async def player_stopped(self, state: PlayerState) -> None:
+    async def stopped(self, record: PlayerRecord) -> None:
         """A player's actor ran on_stop: keep its last state, announce ``player.offline``."""
+        player_id = record.player_id
         recent = self._recent
-        recent[state.player_id] = state.as_record()
-        recent.move_to_end(state.player_id)
+        recent[player_id] = record
+        recent.move_to_end(player_id)
         while len(recent) > RECENT_STATES_MAX:
             recent.popitem(last=False)
         if self.directory is not None:
             try:
-                await self.directory.release(state.player_id)
+                await self.directory.release(player_id)
             except Exception as exc:  # the entry expires or is taken over anyway
-                logger.warning("releasing player %s failed: %r", state.player_id, exc)
-        await self._announce({"type": "player.offline", "player_id": state.player_id})
+                logger.warning("releasing player %s failed: %r", player_id, exc)
+        await self._announce({"type": "player.offline", "player_id": player_id})
         # on_stop ends right after this returns and the actor is unregistered in the same
         # step; forget the "ending" mark only then, so a reconnect in between still waits.
-        asyncio.get_running_loop().call_soon(self._ending.discard, state.player_id)
+        asyncio.get_running_loop().call_soon(self._ending.discard, player_id)
 
     async def _announce(self, event: dict[str, Any]) -> None:
         """Tell every node's presence listeners (channel-layer group; lossy by design)."""
@@ -274,4 +303,3 @@ class Hub:
                 logger.exception("closing a connection at shutdown failed")
         logger.info("gateway: closed %d connections; stopping actors", len(conns))
         await self.system.shutdown(timeout=timeout)
-        await self.flusher.close()

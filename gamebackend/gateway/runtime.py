@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from actors import ActorSystem
-from gamebackend.flow.live import flow_reset, get_flow
+from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
 from gamebackend.gateway.tickets import LocalReplayStore, RedisReplayStore
 from gamebackend.players.flush import StateFlusher
-from gamebackend.players.services import player_get_or_provision
+from gamebackend.players.services import player_record_load
+from gamebackend.players.state import PlayerRecord
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +37,11 @@ class Runtime:
             channel_layer=get_channel_layer() if settings.REDIS_URL else None,
         )
         self.heartbeat = HeartbeatWheel(settings.GAME_HEARTBEAT_S, settings.GAME_HEARTBEAT_MISSES)
-        self.flow = get_flow()
+        self.flow = node_flow()
         # Enqueueing goes through the celery.enqueue breaker: a dead broker fails fast and
         # the flusher keeps the states until it is back.
-        self.flusher = StateFlusher(guard=self.flow.breakers.breaker("celery.enqueue").call)
+        breakers = self.flow.enforcement.breakers
+        self.flusher = StateFlusher(guard=breakers.breaker("celery.enqueue").call)
         self.replay_store: LocalReplayStore | RedisReplayStore = LocalReplayStore()
         directory: PlayerDirectory | None = None
         if settings.REDIS_URL:
@@ -52,10 +54,10 @@ class Runtime:
         self.hub = Hub(
             system=self.system,
             heartbeat=self.heartbeat,
-            flusher=self.flusher,
+            persist=self.flusher.add,
             outbox_max=settings.GAME_OUTBOX_MAX,
             resume_grace_s=settings.GAME_RESUME_GRACE_S,
-            load_state=load_player_state,
+            load_record=_load_record,
             presence_layer=get_channel_layer(),
             directory=directory,
         )
@@ -64,8 +66,10 @@ class Runtime:
 
     def start(self) -> None:
         self.flusher.start()
+        # A fresh context: the first caller may be a request whose context must not leak
+        # into a task that lives as long as the process.
         self._heartbeat_task = asyncio.get_running_loop().create_task(  # owned by Runtime
-            self.heartbeat.run(), name="gateway-heartbeat"
+            self.heartbeat.run(), name="gateway-heartbeat", context=contextvars.Context()
         )
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
@@ -73,6 +77,7 @@ class Runtime:
             return
         self._closed = True
         await self.hub.shutdown(timeout)
+        await self.flusher.close()
         await self.flow.close()
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None:
@@ -81,9 +86,8 @@ class Runtime:
                 await task
 
 
-async def load_player_state(player_id: str) -> dict[str, Any]:
-    player = await player_get_or_provision(player_id=player_id)
-    return {"x": player.x, "y": player.y, "rev": player.rev}
+async def _load_record(player_id: str) -> PlayerRecord:
+    return await player_record_load(player_id=player_id)
 
 
 _runtime: Runtime | None = None

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from gamebackend.gateway.tickets import mint_ticket
 from gamebackend.players.services import player_get_or_provision
+from gameproto.tickets import mint_ticket
 
 GUEST_ID_BYTES = 9
 GUEST_NAME_MAX = 32

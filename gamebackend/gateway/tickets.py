@@ -1,4 +1,4 @@
-"""Single-use connect tickets: short-lived HS256 JWTs checked before the WebSocket upgrade.
+"""Checking connect tickets (minted by gameproto.tickets) before the WebSocket upgrade.
 
 No Django imports: settings (secret, max age) are passed in by the caller. Tokens are
 bearer credentials — never log them; use `redact_ticket` on query strings.
@@ -7,8 +7,6 @@ bearer credentials — never log them; use `redact_ticket` on query strings.
 from __future__ import annotations
 
 import math
-import re
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,12 +15,13 @@ from urllib.parse import unquote_plus
 
 import jwt
 
+from gameproto.tickets import ALGORITHM, MAX_JTI_LENGTH, REQUIRED_CLAIMS, SUB_RE
+
 if TYPE_CHECKING:
     import redis.asyncio
 
 __all__ = [
     "DEFAULT_MAX_AGE_S",
-    "DEFAULT_TICKET_TTL_S",
     "LocalReplayStore",
     "RedisReplayStore",
     "ReplayStore",
@@ -30,21 +29,12 @@ __all__ = [
     "TicketClaims",
     "TicketRejected",
     "check_ticket",
-    "mint_ticket",
     "redact_ticket",
     "verify_ticket",
 ]
 
-ALGORITHM: Final = "HS256"
-REQUIRED_CLAIMS: Final = ("sub", "iat", "exp", "jti")
 # GAME_TICKET_MAX_AGE_S default: how far `iat` may be from the server clock, either way.
 DEFAULT_MAX_AGE_S: Final = 30.0
-# A ticket is meant to be used right away; its lifetime only covers the round trip.
-DEFAULT_TICKET_TTL_S: Final = 60
-SUB_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
-MAX_JTI_LENGTH: Final = 128
-# 16 random bytes -> 22 url-safe chars: unguessable and far below MAX_JTI_LENGTH.
-JTI_BYTES: Final = 16
 # LocalReplayStore capacity: tickets live ~a minute, so this allows ~16k connects/s per
 # process before failing closed.
 DEFAULT_LOCAL_STORE_MAX: Final = 1_000_000
@@ -73,27 +63,6 @@ class TicketClaims:
     iat: float
     exp: float
     jti: str
-
-
-def mint_ticket(
-    *,
-    secret: str | bytes,
-    sub: str,
-    ttl_s: float = DEFAULT_TICKET_TTL_S,
-    now: float | None = None,
-    jti: str | None = None,
-) -> str:
-    """A fresh ticket for player `sub`, valid for `ttl_s` seconds from `now`."""
-    if not SUB_RE.fullmatch(sub):
-        raise ValueError("sub must be 1-64 chars of [A-Za-z0-9_.:-]")
-    issued = int(time.time() if now is None else now)
-    payload = {
-        "sub": sub,
-        "iat": issued,
-        "exp": issued + math.ceil(ttl_s),
-        "jti": jti if jti is not None else secrets.token_urlsafe(JTI_BYTES),
-    }
-    return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
 def _is_number(value: Any) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -11,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from gamebackend.flow.live import get_flow
+from gamebackend.flow.admission import admit
 from gamebackend.gateway.services import (
     GUEST_NAME_MAX,
     guest_create,
@@ -24,20 +23,14 @@ MS_PER_S = 1000
 
 
 async def _rate_limited(request: HttpRequest, resource: str) -> JsonResponse | None:
-    """A 429 when the client IP is over ``resource``'s limit, else None (queue: wait)."""
-    if not settings.GAME_RATE_LIMITS:
-        return None
-    flow = get_flow()
-    await flow.ready()
-    decision = await flow.check(resource, ip=str(request.META.get("REMOTE_ADDR") or ""))
+    """A 429 when the client IP is over ``resource``'s limit, else None (queued: waited)."""
+    decision = await admit(resource, ip=str(request.META.get("REMOTE_ADDR") or ""))
     if decision.rejected:
         response = _error(
             429, "rate_limited", "too many requests", retry_after_ms=decision.retry_after_ms
         )
         response["Retry-After"] = str(max(1, -(-decision.retry_after_ms // MS_PER_S)))
         return response
-    if decision.delay_s:
-        await asyncio.sleep(decision.delay_s)
     return None
 
 

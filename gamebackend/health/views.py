@@ -4,7 +4,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from gamebackend.health.selectors import readiness_report
+from gamebackend.health.checks import readiness_report
 
 HTTP_SERVICE_UNAVAILABLE = 503
 

@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from gamebackend.gateway.tickets import mint_ticket
 from gamebackend.loadtest import wire
 from gamebackend.loadtest.stats import RunStats
+from gameproto.tickets import mint_ticket
 
 # Contract (docs/PROTOCOL.md): the client acks cumulatively at least every 100 ms.
 ACK_INTERVAL_S: Final = 0.1

@@ -1,29 +1,27 @@
 """PlayerActor: the live copy of one player's state; every change is a message to it.
 
-Handlers do memory work only: they update the state, emit messages to the player's
-session (a buffered, non-blocking socket write) and hand persistence to the node's
-batched flusher.
+Handlers do memory work only: they make a new state version, emit messages to the
+player's session (a buffered, non-blocking socket write) and hand the version to the
+host's batched flush path. The host (``ports.PlayerHost``) is injected by the gateway.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+import gameproto as p
 from actors import Actor, Directive, OneForOne, Timer, register_message
 from gamebackend.flow.breaker import CircuitOpen
-from gamebackend.gateway import protocol as p
-
-if TYPE_CHECKING:
-    from gamebackend.gateway.hub import Hub
-    from gamebackend.gateway.session import Session
+from gamebackend.players.ports import PlayerHost, PlayerSession
+from gamebackend.players.state import PlayerRecord
 
 logger = logging.getLogger(__name__)
 
-# A changed state is snapshotted to the flusher at most this long after the change, so a
+# A changed state is handed to the flush path at most this long after the change, so a
 # crashed node loses at most this much of a player's progress.
 SNAPSHOT_DELAY_S = 5.0
 
@@ -41,41 +39,40 @@ PLAYER_SUPERVISOR = OneForOne(
 )
 
 
+def actor_name(player_id: str) -> str:
+    """The registered name of a player's actor (unique per node, and across the cluster)."""
+    return f"player.{player_id}"
+
+
 class PlayerState:
-    """Mutable state shared by an actor and its restarted successors (same object)."""
+    """Shared by an actor and its restarted successors (same object): a restart keeps it."""
 
-    __slots__ = ("dirty", "player_id", "rev", "session", "x", "y")
+    __slots__ = ("dirty", "record", "session")
 
-    def __init__(self, player_id: str, x: float, y: float, rev: int) -> None:
-        self.player_id = player_id
-        self.x = x
-        self.y = y
-        self.rev = rev
+    def __init__(self, record: PlayerRecord) -> None:
+        self.record = record
         self.dirty = False
-        self.session: Session | None = None
-
-    def as_record(self) -> dict[str, Any]:
-        return {"player_id": self.player_id, "x": self.x, "y": self.y, "rev": self.rev}
+        self.session: PlayerSession | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Attach:
     """A session is bound to this player; ``fresh``: the client needs the full state."""
 
-    session: Session
+    session: PlayerSession
     fresh: bool
 
 
 @dataclass(frozen=True, slots=True)
 class Detached:
-    session: Session
+    session: PlayerSession
     epoch: int
     grace_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class GraceExpired:
-    session: Session
+    session: PlayerSession
     epoch: int
 
 
@@ -94,15 +91,15 @@ _SNAPSHOT_DUE = SnapshotDue()
 
 @register_message(name="game.players.Handoff")
 class Handoff(msgspec.Struct, frozen=True):
-    """From another node: the player connected there. Reply with the state and stop."""
+    """From another node: the player connected there. Reply with the record and stop."""
 
     to_node: str
 
 
 class PlayerActor(Actor):
-    def __init__(self, state: PlayerState, hub: Hub) -> None:
+    def __init__(self, state: PlayerState, host: PlayerHost) -> None:
         self.state = state
-        self.hub = hub
+        self.host = host
         self._grace: Timer | None = None
         self._snapshot: Timer | None = None
 
@@ -110,9 +107,9 @@ class PlayerActor(Actor):
         state = self.state
         kind = type(msg)
         if kind is p.Move:
-            if msg.x != state.x or msg.y != state.y:
-                state.x, state.y = msg.x, msg.y
-                state.rev += 1
+            record = state.record
+            if msg.x != record.x or msg.y != record.y:
+                state.record = record.moved(msg.x, msg.y)
                 self._changed()
             await self._emit_state(msg.id)
         elif kind is p.StateReq:
@@ -125,9 +122,7 @@ class PlayerActor(Actor):
         elif kind is Detached:
             self._detached(msg)
         elif kind is GraceExpired:
-            session = msg.session
-            if session.conn is None and session.detach_epoch == msg.epoch and not session.ended:
-                self.hub.session_expired(session)
+            self.host.grace_expired(msg.session, msg.epoch)
         elif kind is End:
             self.stop()
         elif kind is Handoff:
@@ -160,14 +155,14 @@ class PlayerActor(Actor):
         self._cancel_grace()
         self.state.dirty = True
         self._flush()
-        await self.hub.player_stopped(self.state)  # last: see Hub.player_stopped
+        await self.host.stopped(self.state.record)  # last: see Hub.stopped
 
-    def _hand_off(self, msg: Handoff) -> dict[str, Any]:
+    def _hand_off(self, msg: Handoff) -> PlayerRecord:
         session = self.state.session
         if session is not None:
-            self.hub.session_moved(session, msg.to_node)
+            self.host.moved(session, msg.to_node)
         self.stop()
-        return self.state.as_record()
+        return self.state.record
 
     def _detached(self, msg: Detached) -> None:
         if msg.session is self.state.session:
@@ -178,9 +173,9 @@ class PlayerActor(Actor):
         session = self.state.session
         if session is None:
             return
-        s = self.state
+        r = self.state.record
         await session.emit(
-            p.State(seq=0, player_id=s.player_id, x=s.x, y=s.y, rev=s.rev, re=request_id)
+            p.State(seq=0, player_id=r.player_id, x=r.x, y=r.y, rev=r.rev, re=request_id)
         )
 
     def _changed(self) -> None:
@@ -191,7 +186,7 @@ class PlayerActor(Actor):
     def _flush(self) -> None:
         if self.state.dirty:
             self.state.dirty = False
-            self.hub.flusher.add(self.state.as_record())
+            self.host.persist(self.state.record)
 
     def _cancel_grace(self) -> None:
         if self._grace is not None:

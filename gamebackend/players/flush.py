@@ -1,9 +1,9 @@
 """Batched, asynchronous persistence of player states through Celery.
 
-Actors hand records to ``StateFlusher.add`` (memory only). One task owned by the flusher
-sends them to the ``save_states`` task in batches: at most every ``FLUSH_INTERVAL_S``, or
-sooner when ``FLUSH_BATCH`` records wait. Enqueueing is blocking I/O (a broker round
-trip or a file write), so it runs in a thread, never on the event loop.
+Actors hand ``PlayerRecord`` versions to ``StateFlusher.add`` (memory only). One task
+owned by the flusher sends them to the ``save_states`` task in batches: at most every
+``FLUSH_INTERVAL_S``, or sooner when ``FLUSH_BATCH`` records wait. Enqueueing is blocking
+I/O (a broker round trip or a file write), so it runs in a thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from gamebackend.players.state import PlayerRecord
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +43,14 @@ class StateFlusher:
         self._enqueue = enqueue
         self._guard = guard
         # Latest record per player: a newer state supersedes an unsent older one.
-        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, PlayerRecord] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.flushed = 0
         self.failures = 0
 
-    def add(self, record: dict[str, Any]) -> None:
-        self._pending[record["player_id"]] = record
+    def add(self, record: PlayerRecord) -> None:
+        self._pending[record.player_id] = record
         if len(self._pending) >= FLUSH_BATCH:
             self._wake.set()
 
@@ -71,12 +73,13 @@ class StateFlusher:
             batch_keys = list(self._pending)[:FLUSH_BATCH]
             batch = [self._pending.pop(key) for key in batch_keys]
             try:
-                await self._guard(asyncio.to_thread, self._enqueue, batch)
+                payload = [record.to_json() for record in batch]
+                await self._guard(asyncio.to_thread, self._enqueue, payload)
             except Exception:
                 self.failures += 1
                 logger.exception("enqueueing %d player states failed; will retry", len(batch))
                 for record in batch:
-                    self._pending.setdefault(record["player_id"], record)
+                    self._pending.setdefault(record.player_id, record)
                 self._trim()
                 return
             self.flushed += len(batch)

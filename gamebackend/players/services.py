@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from gamebackend.players.models import Player
+from gamebackend.players.state import PlayerRecord
 
 STATE_FIELDS = ("x", "y", "rev")
 
@@ -15,6 +16,11 @@ async def player_get_or_provision(*, player_id: str, name: str = "") -> Player:
     """The player's stored state; a validly authenticated unknown player is created."""
     player, _ = await Player.objects.aget_or_create(player_id=player_id, defaults={"name": name})
     return player
+
+
+async def player_record_load(*, player_id: str) -> PlayerRecord:
+    """The player's stored record (an unknown, validly authenticated player is created)."""
+    return PlayerRecord.of(await player_get_or_provision(player_id=player_id))
 
 
 def player_states_save(*, states: Iterable[Mapping[str, Any]]) -> int:

@@ -32,8 +32,9 @@ print(json.dumps({{"reply": reply, "stored_worker": beat.worker}}))
 def celery_worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "gamebackend", "worker", "--pool", "threads",
-             "--concurrency", "2", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            [sys.executable, "-m", "celery", "-A", "gamebackend.celery", "worker",
+             "--pool", "threads", "--concurrency", "2", "--without-gossip", "--without-mingle",
+             "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

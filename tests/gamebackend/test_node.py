@@ -37,7 +37,13 @@ def test_single_machine_node_is_ready_serves_console_and_stops(tmp_path: Path) -
         assert status == 200
         assert body == {
             "status": "ok",
-            "checks": {"database": "ok", "channel_layer": "ok", "broker": "ok", "worker": "ok"},
+            "checks": {
+                "database": "ok",
+                "channel_layer": "ok",
+                "broker": "ok",
+                "worker": "ok",
+                "flow_rules": "ok",
+            },
         }
         assert http_get(f"{base_url}/healthz")[0] == 200
         index = console_login(base_url, "operator", ADMIN_PASSWORD)

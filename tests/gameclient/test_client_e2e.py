@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from gamebackend.gateway import protocol as p
+import gameproto as p
 from gameclient import Backoff, GameClient, GameError
 from tests.nodes import Node
 

@@ -22,7 +22,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Request, Response
 
-from gamebackend.gateway.protocol import (
+from gameclient import Backoff, ClientClosed, GameClient, GameError, SessionLost
+from gameproto import (
     Ack,
     ClientMessage,
     CloseCode,
@@ -40,7 +41,6 @@ from gamebackend.gateway.protocol import (
     decode_client,
     negotiate,
 )
-from gameclient import Backoff, ClientClosed, GameClient, GameError, SessionLost
 
 STEP_S = 2.0  # generous bound for anything that should happen "soon"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from gamebackend.gateway.protocol import CloseCode, Error, Ok, State
 from gameclient import GameError
 from gameclient._errors import ClientClosed, SequenceGap, SessionLost
 from gameclient._stream import (
@@ -15,6 +14,7 @@ from gameclient._stream import (
     build_url,
     should_reconnect,
 )
+from gameproto import CloseCode, Error, Ok, State
 
 
 def test_dedupe_delivers_each_seq_once() -> None:

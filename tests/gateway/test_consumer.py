@@ -15,8 +15,8 @@ from django.conf import settings
 from gamebackend.asgi import application
 from gamebackend.gateway import runtime as runtime_module
 from gamebackend.gateway.consumer import GameConsumer
-from gamebackend.gateway.tickets import mint_ticket
 from gamebackend.players.actor import PlayerActor
+from gameproto.tickets import mint_ticket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RECV_TIMEOUT_S = 5

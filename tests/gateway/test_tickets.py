@@ -21,10 +21,10 @@ from gamebackend.gateway.tickets import (
     TicketClaims,
     TicketRejected,
     check_ticket,
-    mint_ticket,
     redact_ticket,
     verify_ticket,
 )
+from gameproto.tickets import mint_ticket
 
 # 64+ bytes so PyJWT has no key-length warning even when a test signs with HS512.
 SECRET = "test-secret-" + "s" * 64

@@ -43,7 +43,7 @@ class Command(BaseCommand):
         bind = settings.GAME_BIND
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "gamebackend.settings"}
         worker_cmd = [
-            sys.executable, "-m", "celery", "-A", "gamebackend", "worker",
+            sys.executable, "-m", "celery", "-A", "gamebackend.celery", "worker",
             "--pool", "threads", "--concurrency", str(settings.GAME_CELERY_CONCURRENCY),
             "--loglevel", "INFO", "--hostname", f"worker.{os.getpid()}@%h",
             # Gossip, mingle and events use broadcast, which the filesystem broker lacks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -10,10 +11,25 @@ from django.test import AsyncClient, override_settings
 from django.utils import timezone
 
 from gamebackend.celery import app as celery_app
+from gamebackend.flow.admission import flow_reset
 from gamebackend.health.services import worker_heartbeat_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DEAD_ADDRESS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+ALL_OK = {
+    "database": "ok",
+    "channel_layer": "ok",
+    "broker": "ok",
+    "worker": "ok",
+    "flow_rules": "ok",
+}
+
+
+@pytest.fixture(autouse=True)
+async def fresh_flow() -> AsyncIterator[None]:
+    """/readyz starts the process's rule sync on this test's event loop: stop it after."""
+    yield
+    await flow_reset()
 
 
 async def fresh_heartbeat(age_s: float = 0.0) -> None:
@@ -36,10 +52,7 @@ async def test_readyz_ok_when_every_dependency_answers() -> None:
     await fresh_heartbeat()
     response = await AsyncClient().get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {
-        "status": "ok",
-        "checks": {"database": "ok", "channel_layer": "ok", "broker": "ok", "worker": "ok"},
-    }
+    assert response.json() == {"status": "ok", "checks": ALL_OK}
 
 
 async def test_readyz_503_when_no_worker_answers() -> None:

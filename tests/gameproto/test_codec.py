@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gamebackend.gateway import protocol
-from gamebackend.gateway.protocol import (
+import gameproto as protocol
+from gameproto import (
     BAD_MESSAGE,
     INVALID,
     JSON_CODEC,
@@ -36,6 +36,7 @@ from gamebackend.gateway.protocol import (
     negotiate,
     peek_seq,
 )
+from gameproto import messages as registry
 
 CODECS = [JSON_CODEC, MSGPACK_CODEC]
 _json = msgspec.json.Encoder()
@@ -344,7 +345,7 @@ def test_register_message_types() -> None:
         seq: int
         text: str
 
-    before = (list(protocol._client_types), list(protocol._server_types))
+    before = (list(registry._client_types), list(registry._server_types))
     try:
         assert rejected_value(JSON_CODEC, {"type": "test.chat", "text": "hi"}).code == UNKNOWN_TYPE
         protocol.register_client_message(Chat)
@@ -365,9 +366,10 @@ def test_register_message_types() -> None:
         with pytest.raises(TypeError):
             protocol.register_client_message(ChatPush)  # type: ignore[arg-type]
     finally:
-        protocol._client_types[:] = before[0]
-        protocol._server_types[:] = before[1]
-        protocol._rebuild_decoders()
+        registry._client_types[:] = before[0]
+        registry._server_types[:] = before[1]
+        for rebuild in registry._listeners:
+            rebuild()
     assert rejected_value(JSON_CODEC, {"type": "test.chat", "text": "hi"}).code == UNKNOWN_TYPE
 
 

@@ -1,0 +1,139 @@
+"""Readiness checks: each dependency answers within a bound or is reported as failed.
+
+Checks act (a worker ping is a Celery task, the channel layer gets a message), so they
+live here rather than in ``selectors`` (which only read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+
+from gamebackend.celery import app as celery_app
+from gamebackend.flow.admission import flow_ready
+from gamebackend.health.selectors import worker_heartbeat_age_s
+from gamebackend.health.tasks import PING_TASK_NAME
+
+logger = logging.getLogger(__name__)
+
+# Upper bound for any one dependency check; readiness must answer quickly even when a
+# dependency hangs (a load balancer polls it every few seconds).
+CHECK_TIMEOUT_S = 3.0
+# How long /readyz waits for a worker to answer a fresh ping when the stored one is stale.
+WORKER_PING_WAIT_S = 2.5
+# Refresh the stored heartbeat in the background once it is this old, so a polled
+# /readyz keeps finding a fresh answer without waiting.
+WORKER_PING_REFRESH_S = 10.0
+BROKER_CONNECT_TIMEOUT_S = 2
+
+OK = "ok"
+
+
+def _check_database_sync() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return OK
+
+
+async def check_database() -> str:
+    return await database_sync_to_async(_check_database_sync)()
+
+
+async def check_channel_layer() -> str:
+    layer = get_channel_layer()
+    if layer is None:
+        return "not configured"
+    channel = await layer.new_channel("readyz.")
+    await layer.send(channel, {"type": "readyz.ping"})
+    message = await layer.receive(channel)
+    return OK if message.get("type") == "readyz.ping" else "unexpected reply"
+
+
+def _check_broker_sync() -> str:
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=BROKER_CONNECT_TIMEOUT_S)
+    return OK
+
+
+async def check_broker() -> str:
+    return await asyncio.to_thread(_check_broker_sync)
+
+
+def _send_ping() -> Any:
+    return celery_app.send_task(PING_TASK_NAME, kwargs={"node_id": settings.GAME_NODE_ID})
+
+
+async def check_worker() -> str:
+    max_age = float(settings.GAME_WORKER_PING_MAX_AGE_S)
+    age = await database_sync_to_async(worker_heartbeat_age_s)(node_id=settings.GAME_NODE_ID)
+    if age is not None and age <= max_age:
+        if age >= WORKER_PING_REFRESH_S:
+            await asyncio.to_thread(_send_ping)
+        return OK
+    # Stale or never answered: ask now and wait briefly for a real round trip.
+    result = await asyncio.to_thread(_send_ping)
+    try:
+        await asyncio.to_thread(result.get, timeout=WORKER_PING_WAIT_S, propagate=True)
+    except Exception as exc:  # a timeout or the task's failure: report, don't raise
+        last = "never" if age is None else f"{timedelta(seconds=int(age))} ago"
+        return (
+            f"no answer within {WORKER_PING_WAIT_S:g}s (last answer: {last}; {type(exc).__name__})"
+        )
+    finally:
+        # The answer is recorded in the database; the stored result is not needed.
+        with contextlib.suppress(Exception):
+            result.forget()
+    return OK
+
+
+async def check_flow_rules() -> str:
+    """The rate-limit and breaker rules are loaded and the last sync pass succeeded."""
+    flow = await flow_ready()
+    status = flow.sync.status
+    if status.ok:
+        return OK
+    version = flow.enforcement.version
+    return f"rule sync failing ({status.failures} passes; keeping v{version}): {status.error}"
+
+
+CHECKS: dict[str, Callable[[], Awaitable[str]]] = {
+    "database": check_database,
+    "channel_layer": check_channel_layer,
+    "broker": check_broker,
+    "worker": check_worker,
+    "flow_rules": check_flow_rules,
+}
+
+
+async def _run_check(name: str, check: Callable[[], Awaitable[str]]) -> str:
+    started = time.monotonic()
+    try:
+        return await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"timeout after {CHECK_TIMEOUT_S:g}s"
+    except Exception as exc:
+        logger.warning(
+            "readiness check %s failed after %.2fs: %s",
+            name,
+            time.monotonic() - started,
+            exc,
+        )
+        return f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def readiness_report() -> tuple[bool, dict[str, str]]:
+    """Run every check concurrently; ready only when all of them say ok."""
+    names = list(CHECKS)
+    results = await asyncio.gather(*(_run_check(name, CHECKS[name]) for name in names))
+    checks = dict(zip(names, results, strict=True))
+    return all(value == OK for value in checks.values()), checks

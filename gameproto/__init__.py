@@ -1,0 +1,103 @@
+"""gameproto: the game's wire contract, shared by the server, the SDKs and the load bots.
+
+Django-free and server-free: message schemas (msgspec Structs tagged by `type`), the two
+codecs, error and close codes. `gameproto.tickets` mints connect tickets for tools (it
+needs PyJWT). docs/PROTOCOL.md is the prose version of this contract.
+
+    import gameproto as p
+    frame = p.JSON_CODEC.encode(p.Move(x=1, y=2, id=7))
+"""
+
+from gameproto.codec import (
+    ALL_CODECS,
+    DEFAULT_CODEC,
+    JSON_CODEC,
+    MSGPACK_CODEC,
+    Codec,
+    decode_client,
+    decode_generic,
+    decode_server,
+    negotiate,
+    peek_seq,
+    validate_client,
+)
+from gameproto.codes import (
+    BAD_MESSAGE,
+    BUSY,
+    CIRCUIT_OPEN,
+    DEFAULT_WORLD_SIZE,
+    ERROR_CODES,
+    INT64_MAX,
+    INT64_MIN,
+    INTERNAL,
+    INVALID,
+    MAX_ID_LENGTH,
+    RATE_LIMITED,
+    UNKNOWN_TYPE,
+    CloseCode,
+)
+from gameproto.messages import (
+    Ack,
+    ClientMessage,
+    Error,
+    Move,
+    Ok,
+    Ping,
+    Pong,
+    ProtocolError,
+    RequestId,
+    ServerMessage,
+    ServerPing,
+    ServerPong,
+    State,
+    StateReq,
+    Welcome,
+    message_tag,
+    register_client_message,
+    register_server_message,
+)
+
+__all__ = [
+    "ALL_CODECS",
+    "BAD_MESSAGE",
+    "BUSY",
+    "CIRCUIT_OPEN",
+    "DEFAULT_CODEC",
+    "DEFAULT_WORLD_SIZE",
+    "ERROR_CODES",
+    "INT64_MAX",
+    "INT64_MIN",
+    "INTERNAL",
+    "INVALID",
+    "JSON_CODEC",
+    "MAX_ID_LENGTH",
+    "MSGPACK_CODEC",
+    "RATE_LIMITED",
+    "UNKNOWN_TYPE",
+    "Ack",
+    "ClientMessage",
+    "CloseCode",
+    "Codec",
+    "Error",
+    "Move",
+    "Ok",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "RequestId",
+    "ServerMessage",
+    "ServerPing",
+    "ServerPong",
+    "State",
+    "StateReq",
+    "Welcome",
+    "decode_client",
+    "decode_generic",
+    "decode_server",
+    "message_tag",
+    "negotiate",
+    "peek_seq",
+    "register_client_message",
+    "register_server_message",
+    "validate_client",
+]

@@ -1,0 +1,54 @@
+"""Limits, error codes and close codes of the game wire contract (docs/PROTOCOL.md)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+__all__ = [
+    "BAD_MESSAGE",
+    "BUSY",
+    "CIRCUIT_OPEN",
+    "DEFAULT_WORLD_SIZE",
+    "ERROR_CODES",
+    "INT64_MAX",
+    "INT64_MIN",
+    "INTERNAL",
+    "INVALID",
+    "MAX_ID_LENGTH",
+    "RATE_LIMITED",
+    "UNKNOWN_TYPE",
+    "CloseCode",
+]
+
+# Request ids are echoed verbatim; a bound keeps replies small and log lines sane.
+MAX_ID_LENGTH: Final = 64
+# Ints on the wire are bounded to int64 so every value we accept can be re-encoded by
+# both codecs (msgpack cannot carry integers beyond 64 bits) and by JS clients' BigInt.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+# Default GAME_WORLD_SIZE: move coordinates must lie in [0, world_size].
+DEFAULT_WORLD_SIZE: Final = 10_000.0
+
+BAD_MESSAGE: Final = "bad_message"
+UNKNOWN_TYPE: Final = "unknown_type"
+INVALID: Final = "invalid"
+RATE_LIMITED: Final = "rate_limited"
+BUSY: Final = "busy"
+INTERNAL: Final = "internal"
+CIRCUIT_OPEN: Final = "circuit_open"
+ERROR_CODES: Final = frozenset(
+    {BAD_MESSAGE, UNKNOWN_TYPE, INVALID, RATE_LIMITED, BUSY, INTERNAL, CIRCUIT_OPEN}
+)
+
+
+class CloseCode(enum.IntEnum):
+    NORMAL = 1000  # client ends the session; not resumable
+    GOING_AWAY = 1001  # server shutting down; resumable
+    TOO_BIG = 1009  # frame over GAME_MAX_MESSAGE_BYTES
+    INTERNAL_ERROR = 1011  # the server could not set the session up; retry
+    BAD_MESSAGES = 4400  # too many bad_message/invalid/unknown_type errors
+    HEARTBEAT_TIMEOUT = 4408  # pings unanswered; resumable
+    REPLACED = 4409  # a newer connection of the same player took over
+    OUTBOX_FULL = 4413  # too many un-acked messages; not resumable
+    RATE_LIMITED = 4429  # rate-limit abuse
