@@ -109,9 +109,18 @@ def _transition(last: dict[str, Any]) -> str:
 class NodeFlowStateAdmin(ReadOnlyAdmin):
     """Live view: what each node enforces right now (refreshed every few seconds)."""
 
-    list_display = ("node_id", "rules_version", "degraded", "open_breakers", "updated_at")
-    readonly_fields = ("node_id", "rules_version", "updated_at", "breakers", "limits")
+    list_display = (
+        "node_id", "rules_version", "rule_sync", "degraded", "open_breakers", "updated_at",
+    )  # fmt: skip
+    readonly_fields = ("node_id", "rules_version", "rule_sync", "updated_at", "breakers", "limits")
     fields = readonly_fields
+
+    @admin.display(description="rule sync")
+    def rule_sync(self, obj: NodeFlowState) -> str:
+        sync = obj.snapshot.get("sync") or {}
+        if sync.get("ok", True):
+            return "ok"
+        return f"FAILING ({sync.get('failures')} passes): {sync.get('error')}"
 
     @admin.display(boolean=True, description="cluster limits degraded")
     def degraded(self, obj: NodeFlowState) -> bool:

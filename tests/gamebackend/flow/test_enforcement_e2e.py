@@ -18,7 +18,15 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.gateway.wsclient import Raw
 from tests.nodes import Node, NodeFactory
-from tests.procs import ADMIN_PASSWORD, HTTP_TIMEOUT_S, console_opener, csrf_token, manage
+from gamebackend.flow.rulesync import SYNC_POLL_S
+from tests.procs import (
+    ADMIN_PASSWORD,
+    HTTP_TIMEOUT_S,
+    console_opener,
+    csrf_token,
+    http_get,
+    manage,
+)
 
 pytestmark = pytest.mark.slow
 # Enforcement must follow a console edit on every node within this.
@@ -161,3 +169,18 @@ async def test_console_edit_changes_enforcement_on_both_nodes_within_1s(
     for raw in (on_a, on_b):  # nobody was disconnected by the change
         assert (await raw.request({"type": "state", "id": "alive"}))["type"] == "state"
         await raw.close()
+
+
+async def test_rule_edit_reaches_a_node_whose_first_request_was_http(
+    node_factory: NodeFactory,
+) -> None:
+    """The rule sync started by an HTTP request keeps working after that request ended."""
+    node = node_factory()
+    assert post_guest(node)[0] == 201  # the node's first request: rules load here
+    watcher = await connected(node)
+    await asyncio.to_thread(manage, node.env, "flowrule", "ws.move", "--rate", "1", "--burst", "2")
+    # A single machine: the edit comes from another process, so the version poll applies it.
+    await asyncio.wait_for(first_rejection(watcher), 3 * SYNC_POLL_S)
+    _, body = await asyncio.to_thread(http_get, f"{node.http_url}/readyz")
+    assert body["checks"]["flow_rules"] == "ok", body
+    await watcher.close()

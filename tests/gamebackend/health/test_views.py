@@ -11,7 +11,7 @@ from django.test import AsyncClient, override_settings
 from django.utils import timezone
 
 from gamebackend.celery import app as celery_app
-from gamebackend.flow.admission import flow_reset
+from gamebackend.flow.admission import flow_ready, flow_reset
 from gamebackend.health.services import worker_heartbeat_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,6 +94,24 @@ async def test_readyz_503_names_the_channel_layer_when_it_is_down() -> None:
     checks = response.json()["checks"]
     assert checks["channel_layer"] != "ok"
     assert checks["broker"] == "ok"
+
+
+async def test_readyz_503_names_a_failing_rule_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    await fresh_heartbeat()
+    flow = await flow_ready()
+
+    def database_gone() -> None:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("gamebackend.flow.rulesync.flow_rules_load", database_gone)
+    with pytest.raises(RuntimeError):
+        await flow.sync.sync_now()  # what the periodic pass does
+    response = await AsyncClient().get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["flow_rules"].startswith("rule sync failing (1 passes; keeping v")
+    assert "database went away" in checks["flow_rules"]
+    assert checks["database"] == "ok"
 
 
 async def test_readyz_rejects_other_methods() -> None:
