@@ -1,4 +1,4 @@
-"""Actor runtime: every player and room is an actor that handles one message at a time.
+"""Actor runtime: state that changes only by handling messages, one at a time, in order.
 
 Framework-free (asyncio + msgspec); remote delivery uses any Channels-style channel layer
 object handed to `ActorSystem(channel_layer=...)`. See docs/ACTORS.md.

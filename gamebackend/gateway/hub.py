@@ -132,7 +132,9 @@ class Hub:
             self._forget_session(current)
             await self._replace_connection(current)
         ref = await self._player_actor(player_id)
-        session = Session(player_id=player_id, outbox_max=self.outbox_max, hub=self)
+        session = Session(
+            player_id=player_id, outbox_max=self.outbox_max, on_overflow=self.session_overflow
+        )
         self.sessions[session.session_id] = session
         self.by_player[player_id] = session
         return session, ref, False

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from gamebackend.gateway.heartbeat import Heartbeating
 from gamebackend.gateway.outbox import Outbox, OutboxFull
-
-if TYPE_CHECKING:
-    from gamebackend.gateway.hub import Hub
 
 SESSION_ID_BYTES = 12
 
@@ -32,14 +30,23 @@ class Session:
     outbox past the client's ``last_seq`` first, so nothing is lost or duplicated.
     """
 
-    __slots__ = ("conn", "detach_epoch", "ended", "hub", "outbox", "player_id", "session_id")
+    __slots__ = (
+        "conn", "detach_epoch", "ended", "on_overflow", "outbox", "player_id", "session_id",
+    )  # fmt: skip
 
-    def __init__(self, *, player_id: str, outbox_max: int, hub: Hub) -> None:
+    def __init__(
+        self,
+        *,
+        player_id: str,
+        outbox_max: int,
+        on_overflow: Callable[[Session], Awaitable[None]],
+    ) -> None:
         self.session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
         self.player_id = player_id
         self.outbox = Outbox(outbox_max)
         self.conn: Connection | None = None
-        self.hub = hub
+        # Called when the client left outbox_max messages un-acked (the hub closes 4413).
+        self.on_overflow = on_overflow
         self.ended = False
         # Grows on every disconnect so a stale grace timer recognises itself.
         self.detach_epoch = 0
@@ -51,7 +58,7 @@ class Session:
         try:
             self.outbox.push(msg)
         except OutboxFull:
-            await self.hub.session_overflow(self)
+            await self.on_overflow(self)
             return
         conn = self.conn
         if conn is not None:
