@@ -216,8 +216,10 @@ GAME_HEARTBEAT_S = conf.env_float("GAME_HEARTBEAT_S", 15.0, minimum=0.05)
 GAME_HEARTBEAT_MISSES = conf.env_int("GAME_HEARTBEAT_MISSES", 3, minimum=1)
 GAME_OUTBOX_MAX = conf.env_int("GAME_OUTBOX_MAX", 1024, minimum=1)
 GAME_RESUME_GRACE_S = conf.env_float("GAME_RESUME_GRACE_S", 60.0, minimum=0.0)
+# A ticket's iat must be this close to the server clock, either way (anti-replay window).
 GAME_TICKET_MAX_AGE_S = conf.env_float("GAME_TICKET_MAX_AGE_S", 30.0, minimum=1.0)
-GAME_TICKET_TTL_S = conf.env_float("GAME_TICKET_TTL_S", 60.0, minimum=1.0)
+# Lifetime of issued tickets and the longest `exp - iat` accepted (<= GAME_TICKET_MAX_AGE_S).
+GAME_TICKET_TTL_S = conf.ticket_ttl(GAME_TICKET_MAX_AGE_S)
 GAME_ALLOWED_ORIGINS = frozenset(
     conf.csv_list(
         conf.env_str(
