@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "gamebackend",
     "gamebackend.health",
     "gamebackend.players",
+    "gamebackend.accounts",
     "gamebackend.gateway",
     "gamebackend.flow",
     "console",
@@ -230,6 +231,12 @@ GAME_ALLOWED_ORIGINS = frozenset(
 )
 # Guests (no account) may get tickets: on by default only on a single machine.
 GAME_ALLOW_GUESTS = conf.env_bool("GAME_ALLOW_GUESTS", not GAME_CLUSTER)
+# Players' refresh tokens (docs/PROTOCOL.md): each refresh extends the session this long.
+GAME_REFRESH_TOKEN_TTL_S = conf.env_int("GAME_REFRESH_TOKEN_TTL_S", 30 * 86400, minimum=60)
+# Player logins: this many failures of a username from one address lock that pair out
+# for GAME_PLAYER_LOCKOUT_S (the console's django-axes does the same for staff).
+GAME_PLAYER_LOGIN_FAILURE_LIMIT = conf.env_int("GAME_PLAYER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+GAME_PLAYER_LOCKOUT_S = conf.env_int("GAME_PLAYER_LOCKOUT_S", 900, minimum=1)
 # Actors' on_stop must finish within this at shutdown (inside the 10 s stop budget).
 GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
 GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)
