@@ -123,7 +123,7 @@ async def test_the_ticket_never_reaches_the_log(node: Node) -> None:
     assert token.split(".")[2] not in node.log()
 
 
-def test_guest_api_issues_a_ticket(node: Node) -> None:
+async def test_guest_api_issues_a_ticket_good_for_expires_in(node: Node) -> None:
     import json
     import urllib.request
 
@@ -134,6 +134,17 @@ def test_guest_api_issues_a_ticket(node: Node) -> None:
     with urllib.request.urlopen(request, timeout=5) as resp:
         assert resp.status == 201
         body = json.loads(resp.read())
-    assert set(body) == {"player_id", "ticket", "expires_in"}
-    assert 0 < body["expires_in"] <= 30
-    assert http_get(f"{node.http_url}/api/auth/guest")[0] == 405
+    assert set(body) == {
+        "player_id", "ticket", "expires_in", "refresh_token", "refresh_expires_in",
+    }  # fmt: skip
+    assert body["expires_in"] == 30
+    # The ticket's own claims agree: its lifetime is what the API said, within the window.
+    claims = jwt.decode(body["ticket"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == body["expires_in"]
+    assert claims["exp"] >= time.time() + body["expires_in"] - 1
+    raw = await Raw.open(url_for(node, body["ticket"]))
+    assert (await raw.recv())["player_id"] == body["player_id"]
+    await raw.close()
+    status, error = http_get(f"{node.http_url}/api/auth/guest")
+    assert status == 405
+    assert error["error"]["code"] == "method_not_allowed"
