@@ -110,11 +110,12 @@ class LocalReplayStore:
 class DurableReplayStore:
     """A `LocalReplayStore` whose claims are journaled in SQLite and reloaded at start.
 
-    Only one process serves a single-machine node, so its memory is authoritative and
-    answers every duplicate without I/O. A first claim is appended to a batch that one
+    Memory answers every duplicate this process has seen without I/O. A first claim is
+    appended to a batch that one
     writer thread commits (group commit: while one batch is written the next gathers), and
     `claim` returns True only after its batch is committed, so an accepted ticket is on
-    disk before the player is let in, even if the process is killed right after. SQLite
+    disk before the player is let in, even if the process is killed right after; a jti the
+    file already holds (another process sharing the var dir took it) is refused. SQLite
     runs in WAL mode with ``synchronous=NORMAL``: commits survive a process crash, not a
     power cut.
 
@@ -136,7 +137,7 @@ class DurableReplayStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ticket-journal")
         self._conn: sqlite3.Connection | None = None
         self._last_prune = 0.0
-        self._pending: list[tuple[str, float, asyncio.Future[None]]] = []
+        self._pending: list[tuple[str, float, asyncio.Future[bool]]] = []
         self._wakeup = asyncio.Event()
         self._ready = asyncio.Event()
         self._failed = False
@@ -161,12 +162,12 @@ class DurableReplayStore:
             raise ReplayStoreUnavailable()
         if not self._memory.remember(jti, exp):
             return False
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((jti, exp, done))
         self._wakeup.set()
-        # Shielded: a caller that goes away still gets its jti written by the batch.
-        await asyncio.shield(done)
-        return True
+        # Shielded: a caller that goes away still gets its jti written by the batch. False
+        # when the journal already had it: another process on this var dir took it.
+        return await asyncio.shield(done)
 
     async def close(self) -> None:
         """Commit what is pending, stop the writer and close the file."""
@@ -206,20 +207,20 @@ class DurableReplayStore:
                 return
 
     async def _commit(
-        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[str, float, asyncio.Future[None]]]
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[str, float, asyncio.Future[bool]]]
     ) -> None:
         rows = [(jti, exp) for jti, exp, _ in batch]
         try:
-            await loop.run_in_executor(self._executor, self._write, rows, self._clock())
+            firsts = await loop.run_in_executor(self._executor, self._write, rows, self._clock())
         except Exception:
             logger.exception("ticket journal write failed: refusing %d tickets", len(rows))
             for _, _, done in batch:
                 if not done.done():
                     done.set_exception(ReplayStoreUnavailable())
             return
-        for _, _, done in batch:
+        for (_, _, done), first in zip(batch, firsts, strict=True):
             if not done.done():
-                done.set_result(None)
+                done.set_result(first)
 
     # -- the writer thread ---------------------------------------------------------------
 
@@ -238,15 +239,17 @@ class DurableReplayStore:
         self._last_prune = now
         return [(str(j), float(e)) for j, e in conn.execute("SELECT jti, exp FROM used_jti")]
 
-    def _write(self, rows: list[tuple[str, float]], now: float) -> None:
+    def _write(self, rows: list[tuple[str, float]], now: float) -> list[bool]:
+        """Insert the batch in one transaction; per row, whether it was new to the file."""
         conn = self._conn
         assert conn is not None  # opened by _open_and_load before the first write
+        insert = "INSERT OR IGNORE INTO used_jti (jti, exp) VALUES (?, ?)"
         with conn:
-            conn.execute("BEGIN")
-            conn.executemany("INSERT OR IGNORE INTO used_jti (jti, exp) VALUES (?, ?)", rows)
+            conn.execute("BEGIN IMMEDIATE")
             if now - self._last_prune >= JOURNAL_PRUNE_INTERVAL_S:
                 conn.execute("DELETE FROM used_jti WHERE exp <= ?", (now,))
                 self._last_prune = now
+            return [conn.execute(insert, row).rowcount == 1 for row in rows]
 
     def _close_file(self) -> None:
         conn, self._conn = self._conn, None

@@ -204,3 +204,15 @@ async def test_redis_store_claim_is_atomic(redis_client: redis.asyncio.Redis) ->
     results = await asyncio.gather(*(store.claim(jti, time.time() + 30) for _ in range(20)))
     assert results.count(True) == 1
     await redis_client.delete(f"test:jti:{jti}")
+
+
+async def test_two_processes_on_one_journal_do_not_both_accept(tmp_path: Path) -> None:
+    # Two stores on one file stand for two processes sharing a var dir.
+    path = tmp_path / "tickets.sqlite3"
+    one, two = DurableReplayStore(path), DurableReplayStore(path)
+    exp = time.time() + 30
+    assert await one.claim("warm", exp)
+    assert await two.claim("shared", exp)
+    assert not await one.claim("shared", exp)  # not in one's memory, but in the file
+    await one.close()
+    await two.close()
