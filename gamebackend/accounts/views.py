@@ -74,7 +74,7 @@ def _json(data: dict[str, Any] | None, status: int) -> HttpResponse:
     return response
 
 
-def auth_api(resource: str | None) -> Callable[[View], View]:
+def auth_api(resource: str) -> Callable[[View], View]:
     """POST only, rate-limited by ``resource`` per client address, every error as JSON."""
 
     def decorate(view: View) -> View:
@@ -83,12 +83,9 @@ def auth_api(resource: str | None) -> Callable[[View], View]:
             try:
                 if request.method != "POST":
                     raise MethodNotAllowed(f"{request.method} is not allowed here; use POST")
-                if resource is not None:
-                    decision = await admit(resource, ip=client_ip(request))
-                    if decision.rejected:
-                        raise RateLimited(
-                            "too many requests", retry_after_ms=decision.retry_after_ms
-                        )
+                decision = await admit(resource, ip=client_ip(request))
+                if decision.rejected:
+                    raise RateLimited("too many requests", retry_after_ms=decision.retry_after_ms)
                 return await view(request)
             except AuthError as exc:
                 response = _error_response(exc)
@@ -112,7 +109,7 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     if not raw:
         return {}
     if len(raw) > MAX_BODY_BYTES:
-        raise Invalid(f"the body must be a JSON object of at most {MAX_BODY_BYTES} bytes")
+        raise TooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
     try:
         body = json.loads(raw)
     except ValueError:

@@ -277,6 +277,12 @@ def test_a_body_that_is_not_an_object_is_invalid(auth_node: Node, raw: bytes) ->
     assert answer.error["code"] == "invalid"
 
 
+def test_a_body_over_4_kib_is_too_large(auth_node: Node) -> None:
+    answer = call(auth_node, "/api/auth/device", {"device_id": "x" * 5000})
+    assert answer.status == 413
+    assert answer.error["code"] == "too_large"
+
+
 def test_ticket_for_a_console_user_needs_a_session(auth_node: Node) -> None:
     answer = call(auth_node, "/api/auth/ticket", {})
     assert answer.status == 401
