@@ -83,7 +83,7 @@ class LoginLockout(models.Model):
     username = models.CharField(max_length=32)
     ip_address = models.CharField(max_length=64)
     failures = models.PositiveIntegerField(default=0)
-    last_failure_at = models.DateTimeField()
+    last_failure_at = models.DateTimeField(db_index=True)
     locked_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:

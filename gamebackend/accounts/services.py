@@ -47,6 +47,9 @@ GUEST_NAME_MAX: Final = 32
 # Live refresh sessions kept per account (devices and logins); older ones are revoked.
 MAX_SESSIONS_PER_ACCOUNT: Final = 10
 MS_PER_S: Final = 1000
+# Expired rows (sessions, lockout counts) deleted per login, so cleanup needs no scheduler
+# and never makes one login slow.
+PRUNE_BATCH: Final = 100
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,13 @@ def _session_open(account: Account, now: datetime) -> str:
         token_hash=digest(secret),
         expires_at=now + _refresh_ttl(),
     )
-    sessions = RefreshSession.objects.filter(account=account)
-    sessions.filter(expires_at__lte=now).delete()
-    live = sessions.filter(revoked_at__isnull=True).order_by("-created_at")
+    expired = RefreshSession.objects.filter(expires_at__lte=now)
+    stale = list(expired.values_list("pk", flat=True)[:PRUNE_BATCH])
+    if stale:
+        RefreshSession.objects.filter(pk__in=stale).delete()
+    live = RefreshSession.objects.filter(account=account, revoked_at__isnull=True).order_by(
+        "-created_at"
+    )
     superseded = list(live.values_list("pk", flat=True)[MAX_SESSIONS_PER_ACCOUNT:])
     if superseded:
         RefreshSession.objects.filter(pk__in=superseded).update(
@@ -236,6 +243,11 @@ def _login_failed(username: str, ip_address: str) -> datetime | None:
     now = timezone.now()
     lockout = timedelta(seconds=settings.GAME_PLAYER_LOCKOUT_S)
     with transaction.atomic():
+        # Counts that cooled off are forgotten (a lock ends within the same period).
+        old = LoginLockout.objects.filter(last_failure_at__lt=now - lockout)
+        forgotten = list(old.values_list("pk", flat=True)[:PRUNE_BATCH])
+        if forgotten:
+            LoginLockout.objects.filter(pk__in=forgotten).delete()
         row, created = LoginLockout.objects.select_for_update().get_or_create(
             username=username, ip_address=ip_address, defaults={"last_failure_at": now}
         )

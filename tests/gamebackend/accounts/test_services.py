@@ -260,3 +260,20 @@ async def test_sessions_per_account_are_capped() -> None:
         account__player_id=logins[0].player_id, revoked_at__isnull=True
     )
     assert await live.acount() == MAX_SESSIONS_PER_ACCOUNT
+
+
+async def test_logins_clean_up_expired_sessions_and_cooled_off_counts(settings: Any) -> None:
+    old = await device_authenticate(device_id=device_id())
+    await RefreshSession.objects.filter(account__player_id=old.player_id).aupdate(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    with pytest.raises(BadCredentials):
+        await account_login(username=username(), password="wrong-one-1", ip_address=IP)
+    await LoginLockout.objects.aupdate(
+        last_failure_at=timezone.now() - timedelta(seconds=settings.GAME_PLAYER_LOCKOUT_S + 1)
+    )
+    await device_authenticate(device_id=device_id())  # another player's login
+    assert not await RefreshSession.objects.filter(account__player_id=old.player_id).aexists()
+    with pytest.raises(BadCredentials):
+        await account_login(username=username(), password="wrong-one-1", ip_address=IP)
+    assert await LoginLockout.objects.acount() == 1  # the cooled-off count is gone
