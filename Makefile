@@ -37,6 +37,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/actors_bench.py
 	$(BIN)/python bench/flow_bench.py
+	$(BIN)/python bench/tickets_bench.py
 	$(BIN)/python bench/gateway_bench.py --quick
 
 clean:

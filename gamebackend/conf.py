@@ -143,5 +143,20 @@ def resolve_secret(env_name: str, key: str, *, cluster: bool, directory: Path) -
     return local_secrets(directory)[key]
 
 
+def ticket_ttl(max_age_s: float) -> int:
+    """``GAME_TICKET_TTL_S``: whole seconds, at most ``GAME_TICKET_MAX_AGE_S``.
+
+    A ticket must be good for the whole lifetime the server announces (``expires_in``): the
+    lifetime may not outlast the window in which its ``iat`` is accepted.
+    """
+    ttl = env_int("GAME_TICKET_TTL_S", min(30, int(max_age_s)), minimum=1)
+    if ttl > max_age_s:
+        raise ImproperlyConfigured(
+            f"GAME_TICKET_TTL_S ({ttl}) must not exceed GAME_TICKET_MAX_AGE_S ({max_age_s:g}):"
+            " tickets would be refused before they expire"
+        )
+    return ttl
+
+
 def csv_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "gamebackend",
     "gamebackend.health",
     "gamebackend.players",
+    "gamebackend.accounts",
     "gamebackend.gateway",
     "gamebackend.flow",
     "console",
@@ -216,8 +217,10 @@ GAME_HEARTBEAT_S = conf.env_float("GAME_HEARTBEAT_S", 15.0, minimum=0.05)
 GAME_HEARTBEAT_MISSES = conf.env_int("GAME_HEARTBEAT_MISSES", 3, minimum=1)
 GAME_OUTBOX_MAX = conf.env_int("GAME_OUTBOX_MAX", 1024, minimum=1)
 GAME_RESUME_GRACE_S = conf.env_float("GAME_RESUME_GRACE_S", 60.0, minimum=0.0)
+# A ticket's iat must be this close to the server clock, either way (anti-replay window).
 GAME_TICKET_MAX_AGE_S = conf.env_float("GAME_TICKET_MAX_AGE_S", 30.0, minimum=1.0)
-GAME_TICKET_TTL_S = conf.env_float("GAME_TICKET_TTL_S", 60.0, minimum=1.0)
+# Lifetime of issued tickets and the longest `exp - iat` accepted (<= GAME_TICKET_MAX_AGE_S).
+GAME_TICKET_TTL_S = conf.ticket_ttl(GAME_TICKET_MAX_AGE_S)
 GAME_ALLOWED_ORIGINS = frozenset(
     conf.csv_list(
         conf.env_str(
@@ -228,6 +231,12 @@ GAME_ALLOWED_ORIGINS = frozenset(
 )
 # Guests (no account) may get tickets: on by default only on a single machine.
 GAME_ALLOW_GUESTS = conf.env_bool("GAME_ALLOW_GUESTS", not GAME_CLUSTER)
+# Players' refresh tokens (docs/PROTOCOL.md): each refresh extends the session this long.
+GAME_REFRESH_TOKEN_TTL_S = conf.env_int("GAME_REFRESH_TOKEN_TTL_S", 30 * 86400, minimum=60)
+# Player logins: this many failures of a username from one address lock that pair out
+# for GAME_PLAYER_LOCKOUT_S (the console's django-axes does the same for staff).
+GAME_PLAYER_LOGIN_FAILURE_LIMIT = conf.env_int("GAME_PLAYER_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+GAME_PLAYER_LOCKOUT_S = conf.env_int("GAME_PLAYER_LOCKOUT_S", 900, minimum=1)
 # Actors' on_stop must finish within this at shutdown (inside the 10 s stop budget).
 GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
 GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)

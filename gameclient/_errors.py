@@ -41,3 +41,22 @@ class SessionLost(GameError):
 
 class SequenceGap(Exception):
     """The server skipped a seq; the connection is dropped and resumed from the last one."""
+
+
+class AuthError(GameError):
+    """The node's auth API refused (`POST /api/auth/...`): `status` is the HTTP status.
+
+    `code` is the API's error code (`bad_credentials`, `bad_refresh_token`, `invalid` with
+    `field`, `username_taken`, `rate_limited` or `locked_out` with `retry_after_ms`...).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after_ms: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(code, message, retry_after_ms=retry_after_ms, field=field)
+        self.status = status

@@ -28,8 +28,9 @@ __all__ = [
 
 ALGORITHM: Final = "HS256"
 REQUIRED_CLAIMS: Final = ("sub", "iat", "exp", "jti")
-# A ticket is meant to be used right away; its lifetime only covers the round trip.
-DEFAULT_TICKET_TTL_S: Final = 60
+# A ticket is meant to be used right away; its lifetime only covers the round trip. The
+# server refuses lifetimes (`exp - iat`) above its GAME_TICKET_TTL_S (default this value).
+DEFAULT_TICKET_TTL_S: Final = 30
 SUB_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_JTI_LENGTH: Final = 128
 # 16 random bytes -> 22 url-safe chars: unguessable and far below MAX_JTI_LENGTH.

@@ -5,11 +5,14 @@ from typing import Any
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
-# Console roles: operators may change flow rules; staff may look at everything, change nothing.
+# Console roles: operators may change flow rules, end players' refresh sessions and lift
+# login lockouts; staff may look at everything, change nothing.
 OPERATORS_GROUP = "operators"
 STAFF_VIEWERS_GROUP = "staff-viewers"
 OPERATOR_MODELS = ("ratelimitrule", "breakerrule")
-VIEWABLE_APPS = ("flow", "players", "health")
+# (app label, permission codename) beyond the flow rules.
+OPERATOR_PERMISSIONS = (("accounts", "change_account"), ("accounts", "delete_loginlockout"))
+VIEWABLE_APPS = ("flow", "players", "health", "accounts")
 
 
 def ensure_console_groups(**kwargs: Any) -> None:
@@ -26,8 +29,12 @@ def ensure_console_groups(**kwargs: Any) -> None:
         content_type__model__in=OPERATOR_MODELS,
         codename__regex=r"^(add|change|delete)_",
     )
+    extra = [
+        Permission.objects.filter(content_type__app_label=app, codename=codename)
+        for app, codename in OPERATOR_PERMISSIONS
+    ]
     viewer.permissions.add(*view)
-    operator.permissions.add(*view, *change)
+    operator.permissions.add(*view, *change, *(p for query in extra for p in query))
 
 
 class FlowConfig(AppConfig):

@@ -170,6 +170,7 @@ class GameConsumer(AsyncConsumer):
                 secret=settings.GAME_JWT_SECRET,
                 store=runtime.replay_store,
                 max_age_s=settings.GAME_TICKET_MAX_AGE_S,
+                max_lifetime_s=settings.GAME_TICKET_TTL_S,
             )
         except TicketRejected as exc:
             return await self._refuse(f"ticket {exc.reason}")

@@ -19,12 +19,16 @@ from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
-from gamebackend.gateway.tickets import LocalReplayStore, RedisReplayStore
+from gamebackend.gateway.replay import DurableReplayStore, RedisReplayStore
+from gamebackend.gateway.tickets import ReplayStore
 from gamebackend.players.flush import StateFlusher
 from gamebackend.players.services import player_record_load
 from gamebackend.players.state import PlayerRecord
 
 logger = logging.getLogger(__name__)
+
+# The single-machine profile's journal of used ticket ids, under GAME_VAR_DIR.
+TICKET_JOURNAL_FILE = "tickets.sqlite3"
 
 
 class Runtime:
@@ -42,9 +46,12 @@ class Runtime:
         # the flusher keeps the states until it is back.
         breakers = self.flow.enforcement.breakers
         self.flusher = StateFlusher(guard=breakers.breaker("celery.enqueue").call)
-        self.replay_store: LocalReplayStore | RedisReplayStore = LocalReplayStore()
+        self.replay_store: ReplayStore
         directory: PlayerDirectory | None = None
-        if settings.REDIS_URL:
+        if not settings.REDIS_URL:
+            # Used tickets outlive a restart of the node (see DurableReplayStore).
+            self.replay_store = DurableReplayStore(settings.GAME_VAR_DIR / TICKET_JOURNAL_FILE)
+        else:
             import redis.asyncio as aioredis
 
             # Tickets' jti and the player directory are cluster-wide: they live in Redis.
@@ -66,6 +73,8 @@ class Runtime:
 
     def start(self) -> None:
         self.flusher.start()
+        if isinstance(self.replay_store, DurableReplayStore):
+            self.replay_store.start()
         # A fresh context: the first caller may be a request whose context must not leak
         # into a task that lives as long as the process.
         self._heartbeat_task = asyncio.get_running_loop().create_task(  # owned by Runtime
@@ -78,6 +87,7 @@ class Runtime:
         self._closed = True
         await self.hub.shutdown(timeout)
         await self.flusher.close()
+        await self.replay_store.close()
         await self.flow.close()
         task, self._heartbeat_task = self._heartbeat_task, None
         if task is not None:

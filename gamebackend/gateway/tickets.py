@@ -1,31 +1,33 @@
 """Checking connect tickets (minted by gameproto.tickets) before the WebSocket upgrade.
 
-No Django imports: settings (secret, max age) are passed in by the caller. Tokens are
-bearer credentials — never log them; use `redact_ticket` on query strings.
+No Django imports: settings (secret, max age, lifetime) are passed in by the caller. Tokens
+are bearer credentials — never log them; use `redact_ticket` on query strings. The stores
+that remember used `jti`s are in `gateway/replay.py`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 from urllib.parse import unquote_plus
 
 import jwt
 
-from gameproto.tickets import ALGORITHM, MAX_JTI_LENGTH, REQUIRED_CLAIMS, SUB_RE
-
-if TYPE_CHECKING:
-    import redis.asyncio
+from gameproto.tickets import (
+    ALGORITHM,
+    DEFAULT_TICKET_TTL_S,
+    MAX_JTI_LENGTH,
+    REQUIRED_CLAIMS,
+    SUB_RE,
+)
 
 __all__ = [
     "DEFAULT_MAX_AGE_S",
-    "LocalReplayStore",
-    "RedisReplayStore",
+    "DEFAULT_MAX_LIFETIME_S",
     "ReplayStore",
-    "ReplayStoreFull",
     "TicketClaims",
     "TicketRejected",
     "check_ticket",
@@ -33,12 +35,12 @@ __all__ = [
     "verify_ticket",
 ]
 
-# GAME_TICKET_MAX_AGE_S default: how far `iat` may be from the server clock, either way.
+# GAME_TICKET_MAX_AGE_S default: how far `iat` may be from the server clock, either way
+# (the design's 30 s anti-replay window).
 DEFAULT_MAX_AGE_S: Final = 30.0
-# LocalReplayStore capacity: tickets live ~a minute, so this allows ~16k connects/s per
-# process before failing closed.
-DEFAULT_LOCAL_STORE_MAX: Final = 1_000_000
-REDIS_KEY_PREFIX: Final = "game:ticket:jti:"
+# GAME_TICKET_TTL_S default: the longest lifetime (`exp - iat`) a ticket may claim. With
+# the lifetime within the iat window, a ticket is good until its `exp`, never cut short.
+DEFAULT_MAX_LIFETIME_S: Final = float(DEFAULT_TICKET_TTL_S)
 REDACTED: Final = "[redacted]"
 
 
@@ -48,13 +50,6 @@ class TicketRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class ReplayStoreFull(TicketRejected):
-    """The local replay store is at capacity; fail closed rather than forget a live jti."""
-
-    def __init__(self) -> None:
-        super().__init__("replay_store_full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +84,15 @@ def verify_ticket(
     *,
     secret: str | bytes,
     max_age_s: float = DEFAULT_MAX_AGE_S,
+    max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S,
     now: float | None = None,
 ) -> TicketClaims:
-    """Check signature, algorithm and claims (not replay; see `check_ticket`)."""
+    """Check signature, algorithm and claims (not replay; see `check_ticket`).
+
+    Refused: `exp` passed, `iat` more than `max_age_s` from `now` (either way), or a
+    lifetime (`exp - iat`) above `max_lifetime_s` (a long-lived ticket would be replayable
+    for long and would have to be remembered for long).
+    """
     if not isinstance(token, str) or not token:
         raise TicketRejected("malformed")
     try:
@@ -120,6 +121,10 @@ def verify_ticket(
         raise TicketRejected("malformed_claim")
     if not _is_number(iat) or not _is_number(exp):
         raise TicketRejected("malformed_claim")
+    if exp <= iat:
+        raise TicketRejected("malformed_claim")
+    if exp - iat > max_lifetime_s:
+        raise TicketRejected("lifetime_too_long")
     current = time.time() if now is None else now
     if current >= exp:
         raise TicketRejected("expired")
@@ -128,7 +133,7 @@ def verify_ticket(
     return TicketClaims(sub=sub, iat=float(iat), exp=float(exp), jti=jti)
 
 
-# --- anti-replay ---------------------------------------------------------------------
+# --- anti-replay (the stores are in gateway/replay.py) ------------------------------------
 
 
 class ReplayStore(Protocol):
@@ -136,56 +141,7 @@ class ReplayStore(Protocol):
         """Record `jti` until `exp`; True only the first time it is claimed."""
         ...
 
-
-class LocalReplayStore:
-    """In-process jti memory for the single-machine profile.
-
-    A dict in insertion order doubles as an expiry queue: tickets share one TTL, so older
-    entries expire first and pruning pops from the front — O(1) amortized per claim. An
-    entry with a later expiry ahead of earlier ones only delays pruning; it never causes
-    a jti to be forgotten before its own expiry.
-    """
-
-    def __init__(
-        self, *, max_entries: int = DEFAULT_LOCAL_STORE_MAX, clock: Callable[[], float] = time.time
-    ) -> None:
-        self._seen: dict[str, float] = {}
-        self._max_entries = max_entries
-        self._clock = clock
-
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def _prune(self, now: float) -> None:
-        seen = self._seen
-        while seen:
-            oldest = next(iter(seen))
-            if seen[oldest] > now:
-                return
-            del seen[oldest]
-
-    async def claim(self, jti: str, exp: float) -> bool:
-        now = self._clock()
-        self._prune(now)
-        if jti in self._seen:
-            return False
-        if len(self._seen) >= self._max_entries:
-            raise ReplayStoreFull()
-        self._seen[jti] = exp
-        return True
-
-
-class RedisReplayStore:
-    """Cluster-wide jti memory: `SET key 1 NX EXAT exp` succeeds once per jti."""
-
-    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = REDIS_KEY_PREFIX) -> None:
-        self._client = client
-        self._prefix = prefix
-
-    async def claim(self, jti: str, exp: float) -> bool:
-        # EXAT takes whole seconds; round up so the key lives at least as long as the ticket.
-        stored = await self._client.set(self._prefix + jti, 1, nx=True, exat=math.ceil(exp))
-        return bool(stored)
+    async def close(self) -> None: ...
 
 
 async def check_ticket(
@@ -194,10 +150,13 @@ async def check_ticket(
     secret: str | bytes,
     store: ReplayStore,
     max_age_s: float = DEFAULT_MAX_AGE_S,
+    max_lifetime_s: float = DEFAULT_MAX_LIFETIME_S,
     now: float | None = None,
 ) -> TicketClaims:
     """Verify the ticket, then claim its jti; a second use raises TicketRejected("replayed")."""
-    claims = verify_ticket(token, secret=secret, max_age_s=max_age_s, now=now)
+    claims = verify_ticket(
+        token, secret=secret, max_age_s=max_age_s, max_lifetime_s=max_lifetime_s, now=now
+    )
     if not await store.claim(claims.jti, claims.exp):
         raise TicketRejected("replayed")
     return claims

@@ -28,7 +28,7 @@ import msgspec
 
 from gamebackend.loadtest import wire
 from gamebackend.loadtest.stats import RunStats
-from gameproto.tickets import mint_ticket
+from gameproto.tickets import DEFAULT_TICKET_TTL_S, mint_ticket
 
 # Contract (docs/PROTOCOL.md): the client acks cumulatively at least every 100 ms.
 ACK_INTERVAL_S: Final = 0.1
@@ -48,7 +48,7 @@ DRAIN_TIMEOUT_S: Final = 3.0
 CLOSE_ALL_TIMEOUT_S: Final = wire.CLOSE_TIMEOUT_S + 3.0
 GUEST_API_TIMEOUT_S: Final = 10.0
 # The tickets we mint only need to outlive the upgrade.
-TICKET_TTL_S: Final = 60
+TICKET_TTL_S: Final = DEFAULT_TICKET_TTL_S  # the longest lifetime a node accepts
 # --spread-sources: 127.0.0.2 .. 127.0.0.254 (all of 127/8 is loopback on Linux).
 SOURCE_FIRST: Final = 2
 SOURCE_COUNT: Final = 253

@@ -97,6 +97,16 @@ def test_debug_only_when_asked(tmp_path: Path) -> None:
     assert dump(child_env(tmp_path / "var", DJANGO_DEBUG="1"))["debug"] is True
 
 
+def test_ticket_lifetime_may_not_outlast_the_iat_window(tmp_path: Path) -> None:
+    # Issue 12 item 3: tickets announced 60 s (GAME_TICKET_TTL_S) but were refused after
+    # 30 s (GAME_TICKET_MAX_AGE_S); such a configuration is now refused at start.
+    done = load(child_env(tmp_path / "var", GAME_TICKET_TTL_S="60"))
+    assert done.returncode != 0
+    assert "GAME_TICKET_TTL_S (60) must not exceed GAME_TICKET_MAX_AGE_S (30)" in done.stderr
+    ok = load(child_env(tmp_path / "var", GAME_TICKET_TTL_S="60", GAME_TICKET_MAX_AGE_S="60"))
+    assert ok.returncode == 0, ok.stderr
+
+
 def test_cluster_profile_refuses_to_run_without_shared_secrets(tmp_path: Path) -> None:
     done = load(child_env(tmp_path / "var", REDIS_URL="redis://127.0.0.1:6379/13"))
     assert done.returncode != 0

@@ -21,7 +21,7 @@ def claims(**overrides: object) -> dict[str, object]:
     base: dict[str, object] = {
         "sub": f"p{uuid.uuid4().hex[:10]}",
         "iat": now,
-        "exp": now + 60,
+        "exp": now + 30,
         "jti": uuid.uuid4().hex,
     }
     base.update(overrides)
@@ -57,8 +57,16 @@ async def test_valid_ticket_is_accepted_and_provisions_the_player(node: Node) ->
         pytest.param(lambda n: jwt.encode(claims(), "", algorithm="none"), id="alg-none"),
         pytest.param(lambda n: jwt.encode(claims(), n.secret, algorithm="HS512"), id="alg-hs512"),
         pytest.param(lambda n: signed(n, exp=int(time.time()) - 1), id="expired"),
-        pytest.param(lambda n: signed(n, iat=int(time.time()) - 45), id="iat-too-old"),
-        pytest.param(lambda n: signed(n, iat=int(time.time()) + 45), id="iat-in-future"),
+        pytest.param(
+            lambda n: signed(n, iat=int(time.time()) - 45, exp=int(time.time()) + 10),
+            id="iat-too-old",
+        ),
+        pytest.param(
+            lambda n: signed(n, iat=int(time.time()) + 45, exp=int(time.time()) + 50),
+            id="iat-in-future",
+        ),
+        pytest.param(lambda n: signed(n, exp=int(time.time()) + 31), id="lifetime-over-ttl"),
+        pytest.param(lambda n: signed(n, exp=int(time.time()) + 86400 * 365), id="lifetime-year"),
         pytest.param(lambda n: signed(n, jti=None), id="missing-jti"),
         pytest.param(lambda n: signed(n, sub=None), id="missing-sub"),
         pytest.param(lambda n: signed(n, iat=None), id="missing-iat"),
@@ -76,7 +84,8 @@ async def test_bad_tickets_are_refused_before_accept(node: Node, make_token: Any
 
 async def test_iat_within_the_window_is_accepted_both_ways(node: Node) -> None:
     for skew in (-25, 25):
-        token = signed(node, iat=int(time.time()) + skew, exp=int(time.time()) + 90)
+        iat = int(time.time()) + skew
+        token = signed(node, iat=iat, exp=iat + 30)
         assert await refused_status(url_for(node, token)) is None
 
 
@@ -114,7 +123,7 @@ async def test_the_ticket_never_reaches_the_log(node: Node) -> None:
     assert token.split(".")[2] not in node.log()
 
 
-def test_guest_api_issues_a_ticket(node: Node) -> None:
+async def test_guest_api_issues_a_ticket_good_for_expires_in(node: Node) -> None:
     import json
     import urllib.request
 
@@ -125,6 +134,17 @@ def test_guest_api_issues_a_ticket(node: Node) -> None:
     with urllib.request.urlopen(request, timeout=5) as resp:
         assert resp.status == 201
         body = json.loads(resp.read())
-    assert set(body) == {"player_id", "ticket", "expires_in"}
-    assert body["expires_in"] == 60
-    assert http_get(f"{node.http_url}/api/auth/guest")[0] == 405
+    assert set(body) == {
+        "player_id", "ticket", "expires_in", "refresh_token", "refresh_expires_in",
+    }  # fmt: skip
+    assert body["expires_in"] == 30
+    # The ticket's own claims agree: its lifetime is what the API said, within the window.
+    claims = jwt.decode(body["ticket"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == body["expires_in"]
+    assert claims["exp"] >= time.time() + body["expires_in"] - 1
+    raw = await Raw.open(url_for(node, body["ticket"]))
+    assert (await raw.recv())["player_id"] == body["player_id"]
+    await raw.close()
+    status, error = http_get(f"{node.http_url}/api/auth/guest")
+    assert status == 405
+    assert error["error"]["code"] == "method_not_allowed"
