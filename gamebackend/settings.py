@@ -177,7 +177,11 @@ else:
     for _sub in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The host part means nothing to the filesystem transport, but kombu's virtual
+    # transports declare a default hostname ("localhost") and warn "No hostname was
+    # supplied. Reverting to default" each time a connection without one is copied (the
+    # worker's consumer, every producer pool): naming it keeps the log clean.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_RESULT_BACKEND = f"file://{CELERY_RESULTS_DIR}"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder both ways: producers and the worker share it on this machine.
