@@ -244,6 +244,9 @@ GAME_RATE_LIMITS = conf.env_bool("GAME_RATE_LIMITS", True)
 GAME_ABUSE_THRESHOLD = conf.env_int("GAME_ABUSE_THRESHOLD", 50, minimum=1)
 # A worker counts as alive when it answered a ping this recently (readiness).
 GAME_WORKER_PING_MAX_AGE_S = conf.env_float("GAME_WORKER_PING_MAX_AGE_S", 30.0, minimum=1.0)
+# Set by `manage.py runnode` for its children: where it reports the worker's state
+# (gamebackend/health/supervision.py); empty when the web server runs unsupervised.
+GAME_SUPERVISOR_STATE_FILE = conf.env_str("GAME_SUPERVISOR_STATE_FILE")
 
 # --- Security -----------------------------------------------------------------------------
 
