@@ -113,11 +113,12 @@ async def _ping_worker(age: float | None) -> str:
 
 
 def _worker_down(supervised: WorkerState, now: float, max_age: float, why: str) -> str:
-    """Degraded while the supervisor repairs it, failing once no worker has answered for
-    longer than readiness allows (a worker that cannot come back is not a blip)."""
+    """Degraded while the supervisor repairs it, failing once the outage (crashes in a
+    row) has lasted longer than readiness allows: a worker that cannot come back is not a
+    blip."""
     down_s = now - (supervised.down_since or now)
     text = (
-        f"{why} (worker {supervised.last_exit or 'exited'} {down_s:.0f}s ago; "
+        f"{why} (worker {supervised.last_exit or 'exited'}; down {down_s:.0f}s; "
         f"{supervised.restarts} restarts so far)"
     )
     return f"{DEGRADED_PREFIX}{text}" if down_s <= max_age else text

@@ -44,7 +44,7 @@ class WorkerState:
     pid: int | None = None
     restarts: int = 0
     started_at: float | None = None  # when the current process was started
-    down_since: float | None = None  # when the last unexpected exit was seen
+    down_since: float | None = None  # first unexpected exit of the current run of crashes
     next_start_at: float | None = None  # restarting: when the next process starts
     last_exit: str = ""  # e.g. "killed by SIGKILL", "exited with code 1"
     supervisor_pid: int | None = None

@@ -104,7 +104,11 @@ class WorkerSupervisor:
         if self.proc is None:
             if self._next_start_at is not None and now >= self._next_start_at:
                 self.restarts += 1
-                self.start()
+                try:
+                    self.start()
+                except OSError as exc:  # no process at all (fork failed, no memory)
+                    self._failed(now, ran_s=0.0, pid=None, why=f"could not start: {exc}")
+                    return
                 logger.warning(
                     "worker restarted (pid %d; restart %d since the node started)",
                     self.proc.pid if self.proc else -1,
@@ -114,21 +118,29 @@ class WorkerSupervisor:
         returncode = self.proc.poll()
         if returncode is None:
             return
-        ran_s = now - self._started_at
         pid = self.proc.pid
         self.proc = None
-        self._last_exit = describe_exit(returncode)
-        self._down_since = now
+        self._failed(now, ran_s=now - self._started_at, pid=pid, why=describe_exit(returncode))
+
+    def _failed(self, now: float, *, ran_s: float, pid: int | None, why: str) -> None:
+        """Record an unexpected exit and book the restart.
+
+        Crashes in a row (each worker dying within WORKER_STABLE_S of its start) are one
+        outage: the backoff keeps doubling and ``down_since`` stays at the first crash, so
+        /readyz turns from degraded to failing once the outage outlasts the worker ping age.
+        """
+        self._last_exit = why
         if ran_s >= WORKER_STABLE_S or self._delay_s == 0.0:
             self._delay_s = WORKER_RESTART_FIRST_S
+            self._down_since = now
         else:
             self._delay_s = min(self._delay_s * 2.0, WORKER_RESTART_MAX_S)
         self._next_start_at = now + self._delay_s
         logger.error(
-            "worker (pid %d) %s after %.1f s; restarting it in %.1f s (the game server "
+            "worker (pid %s) %s after %.1f s; restarting it in %.1f s (the game server "
             "keeps running; /readyz says degraded until it is back)",
-            pid,
-            self._last_exit,
+            pid if pid is not None else "-",
+            why,
             ran_s,
             self._delay_s,
         )

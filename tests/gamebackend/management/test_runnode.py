@@ -53,6 +53,7 @@ def test_a_crashed_worker_is_restarted_with_doubling_backoff(
     assert read_worker_state(state_path).state == RUNNING  # type: ignore[union-attr]
 
     crash_and_notice(supervisor)
+    first_crash = clock.now
     state = read_worker_state(state_path)
     assert state is not None
     assert (state.state, state.pid, state.restarts) == (RESTARTING, None, 0)
@@ -76,6 +77,8 @@ def test_a_crashed_worker_is_restarted_with_doubling_backoff(
         delays.append((state.next_start_at or 0) - clock.now)
     assert delays == [2, 4, 8, 16, WORKER_RESTART_MAX_S, WORKER_RESTART_MAX_S, WORKER_RESTART_MAX_S]
     assert supervisor.restarts == state.restarts == 7
+    # One outage: it is down since the first crash of the run.
+    assert state.down_since == first_crash
     assert "worker restarted (pid" in caplog.text
 
 
@@ -93,6 +96,24 @@ def test_a_worker_that_ran_for_a_while_restarts_quickly_again(tmp_path: Path) ->
     clock.now += WORKER_STABLE_S  # this one ran for a minute before it died
     crash_and_notice(supervisor)
     assert supervisor._delay_s == WORKER_RESTART_FIRST_S
+    state = read_worker_state(supervisor.state_path)
+    assert state is not None
+    assert state.down_since == clock.now  # a new outage
+
+
+def test_a_worker_that_cannot_be_started_is_retried(tmp_path: Path) -> None:
+    clock = Clock()
+    supervisor = WorkerSupervisor(CRASHING, dict(os.environ), tmp_path / "s.json", clock=clock)
+    supervisor.start()
+    crash_and_notice(supervisor)
+    supervisor.cmd = [str(tmp_path / "no-such-program")]
+    clock.now += WORKER_RESTART_FIRST_S
+    supervisor.check()  # the start fails: counted as another crash, not a dead supervisor
+    state = read_worker_state(supervisor.state_path)
+    assert state is not None
+    assert state.state == RESTARTING
+    assert state.last_exit.startswith("could not start: ")
+    assert state.next_start_at == clock.now + 2 * WORKER_RESTART_FIRST_S
 
 
 def test_exits_are_described_as_people_say_them() -> None:
