@@ -413,7 +413,7 @@ class Engine:
                 if ticket is None or (
                     not self.config.jwt_secret and now - ticket[1] > GUEST_TICKET_REUSE_S
                 ):
-                    ticket = (await self._ticket(index), now) if not self.config.echo else ("", 0)
+                    ticket = ("", now) if self.config.echo else (await self._ticket(index), now)
                 await self._upgrade(index, ticket[0])
                 return
             except RateLimited as limited:
