@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A Content-Security-Policy on every HTML page (console/middleware.py).
+    "console.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -178,7 +180,11 @@ else:
     for _sub in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The host part means nothing to the filesystem transport, but kombu's virtual
+    # transports declare a default hostname ("localhost") and warn "No hostname was
+    # supplied. Reverting to default" each time a connection without one is copied (the
+    # worker's consumer, every producer pool): naming it keeps the log clean.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_RESULT_BACKEND = f"file://{CELERY_RESULTS_DIR}"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder both ways: producers and the worker share it on this machine.
@@ -249,6 +255,9 @@ GAME_RATE_LIMITS = conf.env_bool("GAME_RATE_LIMITS", True)
 GAME_ABUSE_THRESHOLD = conf.env_int("GAME_ABUSE_THRESHOLD", 50, minimum=1)
 # A worker counts as alive when it answered a ping this recently (readiness).
 GAME_WORKER_PING_MAX_AGE_S = conf.env_float("GAME_WORKER_PING_MAX_AGE_S", 30.0, minimum=1.0)
+# Set by `manage.py runnode` for its children: where it reports the worker's state
+# (gamebackend/health/supervision.py); empty when the web server runs unsupervised.
+GAME_SUPERVISOR_STATE_FILE = conf.env_str("GAME_SUPERVISOR_STATE_FILE")
 
 # --- Security -----------------------------------------------------------------------------
 

@@ -3,10 +3,13 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import path, re_path
 
+from console import views as console_views
 from gamebackend.accounts import views as auth_views
 from gamebackend.health import views as health_views
 
 urlpatterns = [
+    path("", console_views.landing, name="landing"),
+    path("docs/<str:name>/", console_views.document, name="document"),
     path("healthz", health_views.healthz, name="healthz"),
     path("readyz", health_views.readyz, name="readyz"),
     path("api/auth/guest", auth_views.guest, name="auth-guest"),

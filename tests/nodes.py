@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -69,14 +70,23 @@ def start_node(
     secret: str | None = None,
     rules: list[tuple[str, ...]] | None = None,
     env: dict[str, str] | None = None,
+    generated_secret: bool = False,
 ) -> Node:
+    """A node on a free port. ``generated_secret``: as a fresh single machine, with no
+    secret in the environment (the node generates ``var/secrets.json``)."""
     extra = dict(env or {})
     from_env = extra.pop("GAME_JWT_SECRET", None)
-    secret = secret or from_env or secrets.token_urlsafe(32)
     port = free_port()
-    node_env = child_env(var_dir, PORT=str(port), GAME_JWT_SECRET=secret, **extra)
+    if generated_secret:
+        node_env = child_env(var_dir, PORT=str(port), **extra)
+    else:
+        secret = secret or from_env or secrets.token_urlsafe(32)
+        node_env = child_env(var_dir, PORT=str(port), GAME_JWT_SECRET=secret, **extra)
     var_dir.mkdir(parents=True, exist_ok=True)
     manage(node_env, "migrate", "--noinput")
+    if generated_secret:
+        secret = json.loads((var_dir / "secrets.json").read_text())["jwt_secret"]
+    assert secret is not None
     for rule in [TEST_CONNECT_RULE] if rules is None else rules:
         manage(node_env, "flowrule", *rule)
     log_path = var_dir / "daphne.log"
@@ -111,10 +121,19 @@ def node_factory(tmp_path: Path) -> Iterator[NodeFactory]:
     nodes: list[Node] = []
 
     def factory(
-        rules: list[tuple[str, ...]] | None = None, secret: str | None = None, **extra: str
+        rules: list[tuple[str, ...]] | None = None,
+        secret: str | None = None,
+        generated_secret: bool = False,
+        **extra: str,
     ) -> Node:
         """A node started with ``extra`` env; pass another node's ``secret`` to pair them."""
-        node = start_node(tmp_path / f"node{len(nodes)}", secret=secret, rules=rules, env=extra)
+        node = start_node(
+            tmp_path / f"node{len(nodes)}",
+            secret=secret,
+            rules=rules,
+            env=extra,
+            generated_secret=generated_secret,
+        )
         nodes.append(node)
         return node
 

@@ -6,7 +6,9 @@ it is a failure, never a silent skip.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import socket
 
 import pytest
@@ -14,6 +16,8 @@ import pytest
 REDIS_URL = os.environ.get("GAME_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("GAME_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 CONNECT_TIMEOUT_S = 1.0
+# Debian's chromium (apt); Playwright drives it, never a downloaded browser build.
+CHROMIUM = os.environ.get("GAME_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 def services_required() -> bool:
@@ -36,3 +40,20 @@ def require_service(name: str, host: str, port: int) -> None:
     if services_required():
         pytest.fail(f"{message} and GAME_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(message)
+
+
+def require_browser() -> str:
+    """Debian's chromium and Playwright for Python: skip locally, fail in CI if missing.
+
+    Returns the browser's executable path."""
+    missing = []
+    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
+        missing.append(f"chromium ({CHROMIUM}; apt-get install chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("playwright (requirements-dev.txt)")
+    if missing:
+        message = f"browser tests need {' and '.join(missing)}"
+        if services_required():
+            pytest.fail(f"{message} and GAME_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
+    return CHROMIUM

@@ -11,13 +11,27 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gamebackend.flow.bucket import RuleError
+from gamebackend.flow.bucket import RuleError, show_number
 
 DEFAULT_PROBE_RATIO = 0.05
 DEFAULT_HALF_OPEN_SUCCESSES = 3
 DEFAULT_MIN_REQUESTS = 20
 DEFAULT_STAT_WINDOW_S = 10.0
 DEFAULT_OPEN_S = 5.0
+
+# Bounds of a rule's numbers (docs/FLOW.md), so a typo cannot switch a breaker off while it
+# looks configured (a threshold of 1e300 failures never trips; an open time of 1e300 s never
+# recovers). Counts and ratios beyond these mean nothing for one node's calls.
+MAX_COUNT = 1_000_000
+# The window is kept in WINDOW_BUCKETS ring slots; an hour is already a very slow signal.
+MAX_STAT_WINDOW_S = 3_600.0
+# A call slower than ten minutes is not "slow", it is hung.
+MAX_RT_MS = 600_000.0
+# Longest open spell a rule may ask for (failed probes double it only up to breaker.MAX_OPEN_S
+# unless this is longer).
+MAX_RULE_OPEN_S = 3_600.0
+# Shortest window and open spell: below a tenth of a second, timing noise decides.
+MIN_SECONDS = 0.1
 
 
 class Strategy(StrEnum):
@@ -26,21 +40,25 @@ class Strategy(StrEnum):
     SLOW_RATIO = "slow_ratio"
 
 
-def _number(name: str, value: object, *, low: float, high: float = math.inf) -> float:
-    """Validate ``low < value <= high`` (finite)."""
+def _number(name: str, value: object, *, low: float, high: float, open_low: bool = True) -> float:
+    """Validate ``low < value <= high`` (or ``low <= value`` when not ``open_low``), finite."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RuleError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or not low < value <= high:
-        bound = f"({low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g}"
-        raise RuleError(f"{name} must be {bound}, got {value!r}")
+    too_low = value <= low if open_low else value < low
+    if not math.isfinite(value) or too_low or value > high:
+        left = "(" if open_low else "["
+        bounds = f"{left}{show_number(low)}, {show_number(high)}]"
+        raise RuleError(f"{name} must be in {bounds}, got {value!r}")
     return float(value)
 
 
 def _count(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise RuleError(f"{name} must be a whole number, got {value!r}")
-    if value < 1:
-        raise RuleError(f"{name} must be >= 1, got {value!r}")
+    if value != int(value):
+        raise RuleError(f"{name} must be a whole number, got {value!r}")
+    if not 1 <= value <= MAX_COUNT:
+        raise RuleError(f"{name} must be in [1, {MAX_COUNT:,}], got {value!r}")
     return int(value)
 
 
@@ -74,11 +92,18 @@ class BreakerRule:
         else:
             set_(self, "threshold", _number("threshold", self.threshold, low=0.0, high=1.0))
         set_(self, "min_requests", _count("min_requests", self.min_requests))
-        set_(self, "stat_window_s", _number("stat_window_s", self.stat_window_s, low=0.0))
+        window = _number(
+            "stat_window_s", self.stat_window_s, low=MIN_SECONDS, high=MAX_STAT_WINDOW_S,
+            open_low=False,
+        )  # fmt: skip
+        set_(self, "stat_window_s", window)
         # Required for slow_ratio; optional elsewhere, where it only feeds the slow counter.
         if self.strategy is Strategy.SLOW_RATIO or self.max_rt_ms:
-            set_(self, "max_rt_ms", _number("max_rt_ms", self.max_rt_ms, low=0.0))
-        set_(self, "open_s", _number("open_s", self.open_s, low=0.0))
+            set_(self, "max_rt_ms", _number("max_rt_ms", self.max_rt_ms, low=0.0, high=MAX_RT_MS))
+        open_s = _number(
+            "open_s", self.open_s, low=MIN_SECONDS, high=MAX_RULE_OPEN_S, open_low=False
+        )
+        set_(self, "open_s", open_s)
         ratio = _number("half_open_probe_ratio", self.half_open_probe_ratio, low=0.0, high=1.0)
         set_(self, "half_open_probe_ratio", ratio)
         set_(self, "half_open_successes", _count("half_open_successes", self.half_open_successes))

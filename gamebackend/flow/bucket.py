@@ -22,6 +22,11 @@ from gamebackend.flow.clock import MONOTONIC, Clock
 __all__ = [
     "ALLOWED",
     "DEFAULT_MAX_BUCKETS_PER_RULE",
+    "MAX_BURST",
+    "MAX_QUEUEING_MS",
+    "MAX_RATE",
+    "MAX_WARM_UP_S",
+    "MIN_RATE",
     "WARM_UP_COLD_FACTOR",
     "WARM_UP_MAX_TOKENS",
     "Behavior",
@@ -51,6 +56,19 @@ IDLE_TTL_MARGIN_S = 1.0
 # Smallest retry hint handed out, so a client never busy-loops on "retry in 0 ms".
 MIN_RETRY_AFTER_MS = 1
 
+# Bounds of a rule's numbers (docs/FLOW.md). A limit must stay a limit: 1e300 tokens/s
+# passes everything while looking enforced, and a near-zero rate hands out retry hints of
+# centuries. A million per second is far beyond what one key can send to a node; one token
+# per 10 000 s (under three hours) still allows "one per hour"-style limits.
+MIN_RATE = 0.0001
+MAX_RATE = 1_000_000.0
+MAX_BURST = 1_000_000.0
+# A queued caller holds its request (and its player's later ones) this long at most: a
+# minute is already far past any client's patience.
+MAX_QUEUEING_MS = 60_000.0
+# A cold downstream is warm within minutes; an hour-long ramp is a misconfiguration.
+MAX_WARM_UP_S = 3_600.0
+
 
 class RuleError(ValueError):
     """A rule field is missing, out of range or of an unknown kind."""
@@ -69,20 +87,38 @@ class Behavior(StrEnum):
     WARM_UP = "warm_up"
 
 
-def _positive(name: str, value: object) -> float:
+def show_number(value: float) -> str:
+    """A bound as people write it: ``1,000,000`` rather than ``1e+06``, ``0.0001`` as is."""
+    if value >= 1000 and value == int(value):
+        return f"{int(value):,}"
+    return f"{value:g}"
+
+
+def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RuleError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise RuleError(f"{name} must be a positive finite number, got {value!r}")
+    if not math.isfinite(value):
+        raise RuleError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
-def _non_negative(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RuleError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
-        raise RuleError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+def _in_range(name: str, value: object, low: float, high: float, *, open_low: bool) -> float:
+    """``value`` in ``(low, high]`` (``open_low``) or ``[low, high]``, with a message that
+    says the range, so the console and ``manage.py flowrule`` can show it as is."""
+    number = _number(name, value)
+    if (number <= low if open_low else number < low) or number > high:
+        left = "(" if open_low else "["
+        bounds = f"{left}{show_number(low)}, {show_number(high)}]"
+        raise RuleError(f"{name} must be in {bounds}, got {value!r}")
+    return number
+
+
+def _positive(name: str, value: object, high: float) -> float:
+    return _in_range(name, value, 0.0, high, open_low=True)
+
+
+def _non_negative(name: str, value: object, high: float) -> float:
+    return _in_range(name, value, 0.0, high, open_low=False)
 
 
 def _enum(kind: type[StrEnum], name: str, value: Any) -> Any:
@@ -114,17 +150,16 @@ class Rule:
         set_ = object.__setattr__
         set_(self, "scope", _enum(Scope, "scope", self.scope))
         set_(self, "behavior", _enum(Behavior, "behavior", self.behavior))
-        set_(self, "rate", _positive("rate", self.rate))
-        burst = _positive("burst", self.burst)
-        if burst < 1:
-            raise RuleError(f"burst must be >= 1 (one check takes one token), got {burst}")
-        set_(self, "burst", burst)
-        set_(self, "max_queueing_ms", _non_negative("max_queueing_ms", self.max_queueing_ms))
-        set_(self, "warm_up_s", _non_negative("warm_up_s", self.warm_up_s))
+        set_(self, "rate", _in_range("rate", self.rate, MIN_RATE, MAX_RATE, open_low=False))
+        # At least 1: one check takes one token.
+        set_(self, "burst", _in_range("burst", self.burst, 1.0, MAX_BURST, open_low=False))
+        queueing = _non_negative("max_queueing_ms", self.max_queueing_ms, MAX_QUEUEING_MS)
+        set_(self, "max_queueing_ms", queueing)
+        set_(self, "warm_up_s", _non_negative("warm_up_s", self.warm_up_s, MAX_WARM_UP_S))
         if self.behavior is Behavior.QUEUE:
-            _positive("max_queueing_ms", self.max_queueing_ms)
+            _positive("max_queueing_ms", self.max_queueing_ms, MAX_QUEUEING_MS)
         if self.behavior is Behavior.WARM_UP:
-            _positive("warm_up_s", self.warm_up_s)
+            _positive("warm_up_s", self.warm_up_s, MAX_WARM_UP_S)
         if not isinstance(self.enabled, bool):
             raise RuleError(f"enabled must be a bool, got {self.enabled!r}")
 

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from gamebackend.flow import breaker_rules as br
+from gamebackend.flow import bucket
 from gamebackend.flow.breaker import BreakerRule as BreakerSpec
 from gamebackend.flow.breaker import Strategy
 from gamebackend.flow.bucket import Behavior, Rule, RuleError, Scope
@@ -26,15 +28,23 @@ class RateLimitRule(models.Model):
         max_length=100, help_text="e.g. ws.move, ws.connect, http.auth.guest"
     )
     scope = models.CharField(max_length=16, choices=_choices(Scope), default=Scope.PLAYER.value)
-    rate = models.FloatField(help_text="tokens per second")
-    burst = models.FloatField(help_text="bucket capacity (at least 1)")
+    rate = models.FloatField(
+        help_text=f"tokens per second, {bucket.MIN_RATE:g} to {bucket.MAX_RATE:,.0f}"
+    )
+    burst = models.FloatField(help_text=f"bucket capacity, 1 to {bucket.MAX_BURST:,.0f}")
     behavior = models.CharField(
         max_length=16, choices=_choices(Behavior), default=Behavior.REJECT.value
     )
     max_queueing_ms = models.FloatField(
-        default=0, help_text="queue: longest delay before rejecting"
+        default=0,
+        help_text=(
+            f"queue: longest delay before rejecting, ms (up to {bucket.MAX_QUEUEING_MS:,.0f})"
+        ),
     )
-    warm_up_s = models.FloatField(default=0, help_text="warm up: ramp from a third to full rate")
+    warm_up_s = models.FloatField(
+        default=0,
+        help_text=f"warm up: ramp from a third to full rate, s (up to {bucket.MAX_WARM_UP_S:,.0f})",
+    )
     enabled = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -60,13 +70,29 @@ class BreakerRule(models.Model):
         max_length=100, unique=True, help_text="e.g. db.flush, celery.enqueue"
     )
     strategy = models.CharField(max_length=16, choices=_choices(Strategy))
-    threshold = models.FloatField(help_text="ratio in (0, 1], or a failure count for error count")
-    min_requests = models.PositiveIntegerField(default=20)
-    stat_window_s = models.FloatField(default=10.0)
-    max_rt_ms = models.FloatField(default=0, help_text="slow ratio: slower calls count as slow")
-    open_s = models.FloatField(default=5.0)
-    half_open_probe_ratio = models.FloatField(default=0.05)
-    half_open_successes = models.PositiveIntegerField(default=3)
+    threshold = models.FloatField(
+        help_text=f"ratio in (0, 1], or a failure count (1 to {br.MAX_COUNT:,}) for error count"
+    )
+    min_requests = models.PositiveIntegerField(
+        default=20, help_text=f"calls in the window before it can trip, 1 to {br.MAX_COUNT:,}"
+    )
+    stat_window_s = models.FloatField(
+        default=10.0, help_text=f"seconds, {br.MIN_SECONDS:g} to {br.MAX_STAT_WINDOW_S:,.0f}"
+    )
+    max_rt_ms = models.FloatField(
+        default=0,
+        help_text=f"slow ratio: slower calls count as slow, ms (up to {br.MAX_RT_MS:,.0f})",
+    )
+    open_s = models.FloatField(
+        default=5.0,
+        help_text=f"first open spell, s, {br.MIN_SECONDS:g} to {br.MAX_RULE_OPEN_S:,.0f}",
+    )
+    half_open_probe_ratio = models.FloatField(
+        default=0.05, help_text="share of half-open calls let through as probes, (0, 1]"
+    )
+    half_open_successes = models.PositiveIntegerField(
+        default=3, help_text=f"successful probes that close it, 1 to {br.MAX_COUNT:,}"
+    )
     enabled = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -2,6 +2,10 @@
 
 Checks act (a worker ping is a Celery task, the channel layer gets a message), so they
 live here rather than in ``selectors`` (which only read).
+
+Each check answers ``ok``, ``degraded: <why>`` (the node serves players, something it can
+live without for a while is being repaired: a crashed worker the supervisor is restarting),
+or any other text, which is a failure. The report's status is the worst of them.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -22,6 +27,7 @@ from django.db import connection
 from gamebackend.celery import app as celery_app
 from gamebackend.flow.admission import flow_ready
 from gamebackend.health.selectors import worker_heartbeat_age_s
+from gamebackend.health.supervision import RUNNING, WorkerState, read_worker_state
 from gamebackend.health.tasks import PING_TASK_NAME
 
 logger = logging.getLogger(__name__)
@@ -37,6 +43,16 @@ WORKER_PING_REFRESH_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 2
 
 OK = "ok"
+DEGRADED = "degraded"
+FAIL = "fail"
+DEGRADED_PREFIX = f"{DEGRADED}: "
+
+
+def check_status(result: str) -> str:
+    """``ok``, ``degraded`` or ``fail`` for one check's answer."""
+    if result == OK:
+        return OK
+    return DEGRADED if result.startswith(DEGRADED_PREFIX) else FAIL
 
 
 def _check_database_sync() -> str:
@@ -73,14 +89,14 @@ def _send_ping() -> Any:
     return celery_app.send_task(PING_TASK_NAME, kwargs={"node_id": settings.GAME_NODE_ID})
 
 
-async def check_worker() -> str:
-    max_age = float(settings.GAME_WORKER_PING_MAX_AGE_S)
-    age = await database_sync_to_async(worker_heartbeat_age_s)(node_id=settings.GAME_NODE_ID)
-    if age is not None and age <= max_age:
-        if age >= WORKER_PING_REFRESH_S:
-            await asyncio.to_thread(_send_ping)
-        return OK
-    # Stale or never answered: ask now and wait briefly for a real round trip.
+def supervised_worker() -> WorkerState | None:
+    """The supervisor's view of the worker when ``runnode`` started this process."""
+    path = settings.GAME_SUPERVISOR_STATE_FILE
+    return read_worker_state(Path(path)) if path else None
+
+
+async def _ping_worker(age: float | None) -> str:
+    """Ask a worker now and wait briefly for a real round trip."""
     result = await asyncio.to_thread(_send_ping)
     try:
         await asyncio.to_thread(result.get, timeout=WORKER_PING_WAIT_S, propagate=True)
@@ -94,6 +110,46 @@ async def check_worker() -> str:
         with contextlib.suppress(Exception):
             result.forget()
     return OK
+
+
+def _worker_down(supervised: WorkerState, now: float, max_age: float, why: str) -> str:
+    """Degraded while the supervisor repairs it, failing once the outage (crashes in a
+    row) has lasted longer than readiness allows: a worker that cannot come back is not a
+    blip."""
+    down_s = now - (supervised.down_since or now)
+    text = (
+        f"{why} (worker {supervised.last_exit or 'exited'}; down {down_s:.0f}s; "
+        f"{supervised.restarts} restarts so far)"
+    )
+    return f"{DEGRADED_PREFIX}{text}" if down_s <= max_age else text
+
+
+async def check_worker() -> str:
+    max_age = float(settings.GAME_WORKER_PING_MAX_AGE_S)
+    supervised = await asyncio.to_thread(supervised_worker)
+    now = time.time()
+    if supervised is not None and supervised.state != RUNNING:
+        wait_s = max(0.0, (supervised.next_start_at or now) - now)
+        return _worker_down(supervised, now, max_age, f"restarting in {wait_s:.1f}s")
+    age = await database_sync_to_async(worker_heartbeat_age_s)(node_id=settings.GAME_NODE_ID)
+    # After a restart, a heartbeat older than the current worker came from the one that
+    # died: only a fresh answer shows the new one works.
+    if (
+        supervised is not None
+        and supervised.down_since is not None
+        and supervised.started_at is not None
+        and (age is None or now - age < supervised.started_at)
+    ):
+        answer = await _ping_worker(age)
+        if answer == OK:
+            return OK
+        return _worker_down(supervised, now, max_age, "restarted, not answering yet")
+    if age is not None and age <= max_age:
+        if age >= WORKER_PING_REFRESH_S:
+            await asyncio.to_thread(_send_ping)
+        return OK
+    # Stale or never answered: ask now and wait briefly for a real round trip.
+    return await _ping_worker(age)
 
 
 async def check_flow_rules() -> str:
@@ -131,9 +187,12 @@ async def _run_check(name: str, check: Callable[[], Awaitable[str]]) -> str:
         return f"{type(exc).__name__}: {exc}"[:300]
 
 
-async def readiness_report() -> tuple[bool, dict[str, str]]:
-    """Run every check concurrently; ready only when all of them say ok."""
+async def readiness_report() -> tuple[str, dict[str, str]]:
+    """Run every check concurrently: the overall status (``ok`` when all say ok, ``fail``
+    when any fails, else ``degraded``) and each check's answer."""
     names = list(CHECKS)
     results = await asyncio.gather(*(_run_check(name, CHECKS[name]) for name in names))
     checks = dict(zip(names, results, strict=True))
-    return all(value == OK for value in checks.values()), checks
+    statuses = {check_status(value) for value in checks.values()}
+    status = FAIL if FAIL in statuses else DEGRADED if DEGRADED in statuses else OK
+    return status, checks

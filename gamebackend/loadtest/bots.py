@@ -18,8 +18,11 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import secrets
+import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, Any, Final
 from urllib.parse import urlsplit
@@ -47,8 +50,23 @@ DRAIN_TIMEOUT_S: Final = 3.0
 # Closing handshakes of every bot together must finish within this, then we abort.
 CLOSE_ALL_TIMEOUT_S: Final = wire.CLOSE_TIMEOUT_S + 3.0
 GUEST_API_TIMEOUT_S: Final = 10.0
-# The tickets we mint only need to outlive the upgrade.
+# The tickets we mint only need to outlive the upgrade (and a few rate-limited retries).
 TICKET_TTL_S: Final = DEFAULT_TICKET_TTL_S  # the longest lifetime a node accepts
+# A guest ticket is reused for retries while it is this young (each guest call makes a new
+# player; the gateway checks ws.connect before the ticket, so a refused upgrade spends none).
+GUEST_TICKET_REUSE_S: Final = 10.0
+# How long one bot keeps retrying a connect the server rate-limited, each retry after the
+# server's retry_after_ms. A fresh single node admits 10 connects/s per IP after a burst of
+# 20, so even the bots at the back of a 1000-player queue get their turn well within this.
+DEFAULT_CONNECT_RETRY_S: Final = 60.0
+# Retry hint assumed when a rate-limited answer carries none.
+DEFAULT_RETRY_AFTER_S: Final = 1.0
+# Resources whose rate limits the bots meet while connecting (docs/FLOW.md).
+CONNECT_RESOURCE: Final = "ws.connect"
+GUEST_RESOURCE: Final = "http.auth.guest"
+CLOSE_RATE_LIMITED: Final = 4429
+HTTP_TOO_MANY_REQUESTS: Final = 429
+_RETRY_AFTER_MS = re.compile(r"retry_after_ms=(\d+)")
 # --spread-sources: 127.0.0.2 .. 127.0.0.254 (all of 127/8 is loopback on Linux).
 SOURCE_FIRST: Final = 2
 SOURCE_COUNT: Final = 253
@@ -86,6 +104,61 @@ class Config:
     echo: bool = False  # baseline server that echoes frames: no ticket, welcome, seq
     connect_concurrency: int = DEFAULT_CONNECT_CONCURRENCY
     player_prefix: str | None = None  # player ids are <prefix>-<index>; default: random
+    ticket_ttl_s: float = TICKET_TTL_S
+    connect_retry_s: float = DEFAULT_CONNECT_RETRY_S  # 0: a rate-limited connect fails
+
+
+class RateLimited(Exception):
+    """The server refused a connect step over ``resource``'s limit; retry after a while."""
+
+    def __init__(self, resource: str, retry_after_s: float) -> None:
+        super().__init__(f"rate_limited ({resource})")
+        self.resource = resource
+        self.retry_after_s = retry_after_s
+
+
+class ConnectFailed(Exception):
+    """A connect step failed for good; ``cause`` is what the summary counts."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+class Pacer:
+    """Once the server rate-limits a source, its attempts go one at a time, each no earlier
+    than the server said a retry could succeed, and after an admitted one, one hint later
+    (the token it took was the last): a refused connect costs the server an accept and a
+    close, so a herd of bots retrying together would mostly buy refusals."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.limited = False
+        self.next_at = 0.0
+        self.interval_s = 0.0  # the last retry hint: about one token's refill time
+        self.lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if not self.limited:
+            yield
+            return
+        async with self.lock:
+            delay = self.next_at - self.loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # the server's retry hint, not synchronisation
+            yield
+
+    def refused(self, retry_after_s: float) -> None:
+        self.limited = True
+        # A hint counts from the bucket's current fraction of a token; the longest one seen
+        # (from an empty bucket) is the refill time of one whole token.
+        self.interval_s = max(self.interval_s, retry_after_s)
+        self.next_at = max(self.next_at, self.loop.time() + retry_after_s)
+
+    def admitted(self) -> None:
+        if self.limited:
+            self.next_at = max(self.next_at, self.loop.time() + self.interval_s)
 
 
 class Bot(wire.WsClient):
@@ -254,6 +327,7 @@ class Engine:
         self.stats = RunStats(players=config.players)
         self.player_prefix = config.player_prefix or f"bot-{secrets.token_hex(4)}"
         self.bots: set[Bot] = set()
+        self.pacers: dict[tuple[str, ...], Pacer] = {}
         self.to_ack: list[list[Bot]] = [[] for _ in range(ACK_SLOTS)]
         self.outstanding = 0
         self.window_start = float("inf")
@@ -299,11 +373,27 @@ class Engine:
 
     # --- connecting ------------------------------------------------------------------
 
+    def _pacer(self, *key: str) -> Pacer:
+        pacer = self.pacers.get(key)
+        if pacer is None:
+            pacer = self.pacers[key] = Pacer(self.loop)
+        return pacer
+
     async def _ticket(self, index: int) -> str:
         if self.config.jwt_secret:
             sub = f"{self.player_prefix}-{index}"
-            return mint_ticket(secret=self.config.jwt_secret, sub=sub, ttl_s=TICKET_TTL_S)
-        return await asyncio.to_thread(_guest_ticket, self.http_base)
+            return mint_ticket(
+                secret=self.config.jwt_secret, sub=sub, ttl_s=self.config.ticket_ttl_s
+            )
+        pacer = self._pacer(GUEST_RESOURCE)
+        async with pacer.turn():
+            try:
+                ticket = await asyncio.to_thread(_guest_ticket, self.http_base)
+            except RateLimited as limited:
+                pacer.refused(limited.retry_after_s)
+                raise
+            pacer.admitted()
+            return ticket
 
     def _source(self, index: int) -> tuple[str, int] | None:
         if not self.config.spread_sources:
@@ -311,42 +401,83 @@ class Engine:
         return (f"127.0.0.{SOURCE_FIRST + index % SOURCE_COUNT}", 0)
 
     async def _open_one(self, index: int) -> None:
+        """Connect bot ``index``, retrying rate-limited steps after the server's hint for up
+        to ``connect_retry_s``; a failure is counted by its cause."""
         stats = self.stats
         stats.connect_attempts += 1
+        first_try = self.loop.time()
+        ticket: tuple[str, float] | None = None  # (ticket, when it was obtained)
+        while True:
+            try:
+                now = self.loop.time()
+                if ticket is None or (
+                    not self.config.jwt_secret and now - ticket[1] > GUEST_TICKET_REUSE_S
+                ):
+                    ticket = ("", now) if self.config.echo else (await self._ticket(index), now)
+                await self._upgrade(index, ticket[0])
+                return
+            except RateLimited as limited:
+                cause = f"rate_limited ({limited.resource})"
+                waited = self.loop.time() - first_try
+                if (
+                    waited + limited.retry_after_s > self.config.connect_retry_s
+                    or self.stop_requested.is_set()
+                ):
+                    stats.connect_failures[cause] += 1
+                    return
+                stats.connect_retries[cause] += 1
+                if self.config.jwt_secret:
+                    ticket = None  # minting is free: every attempt gets a fresh one
+            except ConnectFailed as failed:
+                stats.connect_failures[failed.cause] += 1
+                return
+
+    async def _upgrade(self, index: int, ticket: str) -> None:
+        """One upgrade; raises RateLimited or ConnectFailed, returns once welcomed."""
+        resource = self.path
+        if not self.config.echo:
+            query = f"{self.query}&" if self.query else ""
+            resource = f"{self.path}?{query}ticket={ticket}"
+        elif self.query:
+            resource = f"{self.path}?{self.query}"
+        source = self._source(index)
+        pacer = self._pacer(CONNECT_RESOURCE, source[0] if source else "")
         bot: Bot | None = None
-        try:
-            resource = self.path
-            if not self.config.echo:
-                ticket = await self._ticket(index)
-                query = f"{self.query}&" if self.query else ""
-                resource = f"{self.path}?{query}ticket={ticket}"
-            elif self.query:
-                resource = f"{self.path}?{self.query}"
-            async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                _, bot = await self.loop.create_connection(
-                    lambda: Bot(self, self.host, self.port, resource),
-                    self.host,
-                    self.port,
-                    local_addr=self._source(index),
-                )
-                self.bots.add(bot)
-                try:
-                    await bot.opened
-                except BaseException:
-                    bot.abort()
-                    raise
-        except wire.ClosedBeforeReady:
-            # Upgraded, then closed before the welcome (e.g. the server shutting down).
-            code = bot.close_code if bot is not None else None
-            stats.connect_failures[f"closed_{code}_before_welcome"] += 1
-        except TimeoutError:
-            stats.connect_failures["timeout"] += 1
-        except wire.HandshakeFailed as exc:
-            stats.connect_failures[f"http_{exc.status}"] += 1
-        except OSError as exc:
-            stats.connect_failures[type(exc).__name__] += 1
-        except urllib.error.URLError:
-            stats.connect_failures["guest_api"] += 1
+        async with pacer.turn():
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    _, bot = await self.loop.create_connection(
+                        lambda: Bot(self, self.host, self.port, resource),
+                        self.host,
+                        self.port,
+                        local_addr=source,
+                    )
+                    self.bots.add(bot)
+                    try:
+                        await bot.opened
+                    except BaseException:
+                        bot.abort()
+                        raise
+            except wire.ClosedBeforeReady:
+                # Upgraded, then closed before the welcome: over the per-IP connect limit
+                # (4429 with retry_after_ms), or e.g. the server shutting down.
+                code = bot.close_code if bot is not None else None
+                if code == CLOSE_RATE_LIMITED and bot is not None:
+                    retry_s = _retry_after_s(bot.close_reason)
+                    pacer.refused(retry_s)
+                    raise RateLimited(CONNECT_RESOURCE, retry_s) from None
+                raise ConnectFailed(f"closed_{code}_before_welcome") from None
+            except TimeoutError:
+                raise ConnectFailed("timeout") from None
+            except wire.HandshakeFailed as exc:
+                if exc.status == HTTP_TOO_MANY_REQUESTS:
+                    retry_s = _retry_after_header_s(exc.headers.get("retry-after", ""))
+                    pacer.refused(retry_s)
+                    raise RateLimited(CONNECT_RESOURCE, retry_s) from None
+                raise ConnectFailed(f"http_{exc.status}") from None
+            except OSError as exc:
+                raise ConnectFailed(type(exc).__name__) from None
+            pacer.admitted()
 
     async def _connector(self, queue: list[int], start: float) -> None:
         players = self.config.players
@@ -478,13 +609,53 @@ class Engine:
         self.stop_requested.set()
 
 
+def _retry_after_s(close_reason: str) -> float:
+    """The retry hint of a 4429 close (``retry_after_ms=N`` in its reason)."""
+    match = _RETRY_AFTER_MS.search(close_reason)
+    return int(match.group(1)) / 1000.0 if match else DEFAULT_RETRY_AFTER_S
+
+
+def _retry_after_header_s(value: str) -> float:
+    """An HTTP ``Retry-After`` in seconds (dates are not sent by this server)."""
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_S
+
+
 def _guest_ticket(http_base: str) -> str:
-    """A ticket from ``POST /api/auth/guest`` (blocking: run in a thread)."""
+    """A ticket from ``POST /api/auth/guest`` (blocking: run in a thread).
+
+    Raises RateLimited on a 429 (with the server's ``retry_after_ms``) and ConnectFailed
+    naming the cause otherwise (the status and the API's error code, or why the server
+    could not be reached).
+    """
     req = urllib.request.Request(
         f"{http_base}/api/auth/guest",
         data=b"{}",
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=GUEST_API_TIMEOUT_S) as resp:
-        return str(json.loads(resp.read())["ticket"])
+    try:
+        with urllib.request.urlopen(req, timeout=GUEST_API_TIMEOUT_S) as resp:
+            return str(json.loads(resp.read())["ticket"])
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.loads(exc.read()).get("error") or {}
+        except (ValueError, AttributeError, OSError):
+            error = {}
+        if exc.code == HTTP_TOO_MANY_REQUESTS:
+            retry_ms = error.get("retry_after_ms")
+            if isinstance(retry_ms, int | float) and retry_ms >= 0:
+                raise RateLimited(GUEST_RESOURCE, retry_ms / 1000.0) from None
+            retry_s = _retry_after_header_s(exc.headers.get("Retry-After", ""))
+            raise RateLimited(GUEST_RESOURCE, retry_s) from None
+        code = error.get("code") if isinstance(error, dict) else None
+        detail = f" ({code})" if code else ""
+        raise ConnectFailed(f"guest_api_http_{exc.code}{detail}") from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        name = type(reason).__name__ if isinstance(reason, BaseException) else str(reason)
+        raise ConnectFailed(f"guest_api_unreachable ({name})") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConnectFailed(f"guest_api_bad_answer ({type(exc).__name__})") from None

@@ -15,7 +15,14 @@ import signal
 import sys
 from typing import IO, Any, Final
 
-from gamebackend.loadtest.bots import CODECS, DEFAULT_CONNECT_CONCURRENCY, Config, Engine
+from gamebackend.loadtest.bots import (
+    CODECS,
+    DEFAULT_CONNECT_CONCURRENCY,
+    DEFAULT_CONNECT_RETRY_S,
+    TICKET_TTL_S,
+    Config,
+    Engine,
+)
 from gamebackend.loadtest.stats import format_summary
 
 EXIT_ALL_FAILED: Final = 1
@@ -41,7 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jwt-secret",
         default=None,
-        help="mint tickets locally (default: $GAME_JWT_SECRET, else POST /api/auth/guest)",
+        help="mint tickets locally (default: $GAME_JWT_SECRET; `manage.py loadbots` against "
+        "its own node: the node's secret; else POST /api/auth/guest)",
+    )
+    parser.add_argument(
+        "--connect-retry-s",
+        type=float,
+        default=DEFAULT_CONNECT_RETRY_S,
+        help="how long one bot retries a connect the server rate-limited, each retry after "
+        "the server's retry_after_ms (0: count it as a failure at once)",
     )
     parser.add_argument(
         "--closed-loop",
@@ -67,6 +82,8 @@ def config_from_options(options: dict[str, Any]) -> Config:
         raise ValueError("--players must be at least 1")
     if options["rate"] < 0 or options["duration"] < 0 or options["ramp"] < 0:
         raise ValueError("--rate, --duration and --ramp must not be negative")
+    if options["connect_retry_s"] < 0:
+        raise ValueError("--connect-retry-s must not be negative")
     return Config(
         url=options["url"],
         players=options["players"],
@@ -82,7 +99,17 @@ def config_from_options(options: dict[str, Any]) -> Config:
         echo=options["echo"],
         connect_concurrency=max(1, options["connect_concurrency"]),
         player_prefix=options.get("player_prefix") or None,
+        ticket_ttl_s=float(options.get("ticket_ttl_s") or TICKET_TTL_S),
+        connect_retry_s=options["connect_retry_s"],
     )
+
+
+def ticket_source(config: Config, options: dict[str, Any]) -> str:
+    if config.echo:
+        return "none (echo baseline)"
+    if config.jwt_secret:
+        return str(options.get("ticket_source") or "minted with --jwt-secret/$GAME_JWT_SECRET")
+    return "POST /api/auth/guest"
 
 
 async def run_load(config: Config, out: IO[str] | None, *, as_json: bool) -> dict[str, Any]:
@@ -100,6 +127,24 @@ async def run_load(config: Config, out: IO[str] | None, *, as_json: bool) -> dic
             loop.remove_signal_handler(sig)
 
 
+def hints(config: Config, summary: dict[str, Any]) -> list[str]:
+    """What to do about the failures a run met (printed under the summary)."""
+    failures = summary["connect_failures"]
+    found = []
+    if any(cause.startswith("rate_limited") for cause in failures):
+        found.append(
+            "connects were still rate-limited after --connect-retry-s; raise it, use "
+            "--spread-sources (per-IP limits), or raise the limit (manage.py flowrule)"
+        )
+    if "http_403" in failures and config.jwt_secret:
+        found.append(
+            "the server refused the upgrades (403): a ticket minted with another secret, "
+            "an origin or a subprotocol it does not accept; run `manage.py loadbots` on the "
+            "node itself or pass its --jwt-secret"
+        )
+    return found
+
+
 def run_cli(options: dict[str, Any], out: IO[str]) -> int:
     """Run a load from parsed options, print the summary; the process exit status."""
     config = config_from_options(options)
@@ -109,6 +154,7 @@ def run_cli(options: dict[str, Any], out: IO[str]) -> int:
         out.write(
             f"loadbots: {config.players} players, {mode}, {config.duration_s:g} s "
             f"against {config.url}\n"
+            f"tickets: {ticket_source(config, options)}\n"
         )
     summary = asyncio.run(run_load(config, out, as_json=as_json))
     if as_json:
@@ -117,6 +163,8 @@ def run_cli(options: dict[str, Any], out: IO[str]) -> int:
         if out.isatty():
             out.write("\n")
         out.write(format_summary(summary) + "\n")
+        for hint in hints(config, summary):
+            out.write(f"hint: {hint}\n")
     out.flush()
     return EXIT_ALL_FAILED if summary["connected"] == 0 else EXIT_OK
 

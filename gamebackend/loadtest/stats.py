@@ -106,7 +106,9 @@ class RunStats:
     connected: int = 0  # sockets that completed the upgrade (and got welcome)
     held: int = 0  # currently open
     peak_held: int = 0
-    connect_failures: Counter[str] = field(default_factory=Counter)
+    connect_failures: Counter[str] = field(default_factory=Counter)  # by cause
+    # Connect steps the server rate-limited and the bot retried after its hint, by cause.
+    connect_retries: Counter[str] = field(default_factory=Counter)
     closes: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     local_addresses: Counter[str] = field(default_factory=Counter)
@@ -139,6 +141,7 @@ class RunStats:
             "held_at_end": self.held,
             "peak_held": self.peak_held,
             "connect_failures": dict(self.connect_failures),
+            "connect_retries": dict(self.connect_retries),
             "closes": {str(k): v for k, v in sorted(self.closes.items())},
             "errors": dict(self.errors),
             "source_addresses": len(self.local_addresses),
@@ -181,6 +184,8 @@ def format_summary(s: dict[str, Any]) -> str:
             f"connections: held {s['held_at_end']} of {s['players']} at the end "
             f"(peak {s['peak_held']}, {s['connected']} connected); "
             f"connect failures: {_counts(s['connect_failures'])}",
+            f"connect retries (rate-limited, retried after the server's retry_after_ms): "
+            f"{_counts(s.get('connect_retries', {}))}",
             f"closes: {_counts(s['closes'])}",
             f"errors: {_counts(s['errors'])}",
             f"requests (over {s['window_s']:.1f} s): sent {s['requests']}, "

@@ -52,11 +52,13 @@ _randbits = random.getrandbits
 
 
 class HandshakeFailed(Exception):
-    """The server refused the upgrade (``status`` is the HTTP status, 0 if unparseable)."""
+    """The server refused the upgrade (``status`` is the HTTP status, 0 if unparseable;
+    ``headers`` are the response's, lower-cased, e.g. ``retry-after`` on a 429)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(f"upgrade refused: {status} {reason}")
         self.status = status
+        self.headers = headers or {}
 
 
 class ClosedBeforeReady(ConnectionError):
@@ -115,6 +117,7 @@ class WsClient(asyncio.Protocol):
         "_request",
         "_rest",
         "close_code",
+        "close_reason",
         "opened",
         "state",
         "transport",
@@ -130,6 +133,7 @@ class WsClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = CONNECTING
         self.close_code: int | None = None  # from the server's close frame, else 1006
+        self.close_reason = ""  # the server's close frame's reason text
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # --- callbacks for subclasses -------------------------------------------------------
@@ -227,12 +231,13 @@ class WsClient(asyncio.Protocol):
             status = int(parts[1])
         except (IndexError, ValueError):
             return self._fail_handshake(HandshakeFailed(0, "bad status line"))
-        if status != 101:
-            return self._fail_handshake(HandshakeFailed(status, parts[2] if len(parts) > 2 else ""))
         headers: dict[str, str] = {}
         for line in head[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
+        if status != 101:
+            reason = parts[2] if len(parts) > 2 else ""
+            return self._fail_handshake(HandshakeFailed(status, reason, headers))
         if headers.get("sec-websocket-accept") != accept_value(self._key):
             return self._fail_handshake(HandshakeFailed(status, "bad Sec-WebSocket-Accept"))
         self.state = OPEN
@@ -306,6 +311,7 @@ class WsClient(asyncio.Protocol):
         elif opcode == OP_CLOSE:
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else CLOSE_NO_STATUS
             self.close_code = code
+            self.close_reason = payload[2:].decode(errors="replace")
             if self.state == OPEN:
                 # Echo the code (RFC 6455 §5.5.1); the server then closes TCP.
                 self.state = CLOSING

@@ -83,6 +83,12 @@ def test_operator_edit_is_versioned_and_audited() -> None:
         ({"behavior": "queue", "max_queueing_ms": 0}, "max_queueing_ms"),
         ({"behavior": "warm_up", "warm_up_s": 0}, "warm_up_s"),
         ({"behavior": "explode"}, "behavior"),
+        # Issue 12: upper bounds (ws.move was accepted at 1e300/s, burst 1e300).
+        ({"rate": 1e300}, "rate"),
+        ({"burst": 1e300}, "burst"),
+        ({"rate": 1_000_001}, "rate"),
+        ({"behavior": "queue", "max_queueing_ms": 60_001}, "max_queueing_ms"),
+        ({"behavior": "warm_up", "warm_up_s": 3_601}, "warm_up_s"),
     ],
 )
 def test_invalid_rules_are_refused_with_the_field_named(
@@ -96,6 +102,48 @@ def test_invalid_rules_are_refused_with_the_field_named(
     assert response.status_code == 200  # the form again, with errors
     errors = response.context["adminform"].form.errors
     assert field in errors
+    assert not RuleChange.objects.exists()
+
+
+def test_out_of_range_rate_is_refused_with_its_range_shown() -> None:
+    client = staff_client("op", OPERATORS_GROUP)
+    rule = RateLimitRule.objects.get(resource="ws.move")
+    url = f"/console/flow/ratelimitrule/{rule.pk}/change/"
+    form = client.get(url).content.decode()
+    # The help text says the range before anyone tries.
+    assert "tokens per second, 0.0001 to 1,000,000" in form
+    assert "bucket capacity, 1 to 1,000,000" in form
+    page = client.post(url, form_data(rule, rate=1e300, burst=1e300)).content.decode()
+    assert "rate must be in [0.0001, 1,000,000], got 1e+300" in page
+    rule.refresh_from_db()
+    assert (rule.rate, rule.burst) == (30, 60)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"strategy": "error_count", "threshold": 1e300}, "threshold"),
+        ({"min_requests": 2_000_000}, "min_requests"),
+        ({"stat_window_s": 1e300}, "stat_window_s"),
+        ({"open_s": 1e300}, "open_s"),
+        ({"max_rt_ms": 1e300}, "max_rt_ms"),
+        ({"half_open_successes": 2_000_000}, "half_open_successes"),
+    ],
+)
+def test_out_of_range_breaker_rules_are_refused(changes: dict[str, Any], field: str) -> None:
+    client = staff_client("op", OPERATORS_GROUP)
+    breaker = BreakerRule.objects.get(resource="db.flush")
+    data = {
+        "resource": breaker.resource, "strategy": breaker.strategy,
+        "threshold": breaker.threshold, "min_requests": breaker.min_requests,
+        "stat_window_s": breaker.stat_window_s, "max_rt_ms": breaker.max_rt_ms,
+        "open_s": breaker.open_s, "half_open_probe_ratio": breaker.half_open_probe_ratio,
+        "half_open_successes": breaker.half_open_successes, "enabled": "on",
+    }  # fmt: skip
+    data.update(changes)
+    response = client.post(f"/console/flow/breakerrule/{breaker.pk}/change/", data)
+    assert response.status_code == 200
+    assert field in response.context["adminform"].form.errors
     assert not RuleChange.objects.exists()
 
 

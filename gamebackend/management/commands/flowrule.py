@@ -7,6 +7,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from gamebackend.flow import bucket
+from gamebackend.flow.bucket import show_number
 from gamebackend.flow.models import RateLimitRule
 from gamebackend.flow.services import flow_rule_save
 
@@ -16,12 +18,27 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("resource", nargs="?", help="e.g. ws.move; omit to list the rules")
-        parser.add_argument("--scope", default="player")
-        parser.add_argument("--rate", type=float)
-        parser.add_argument("--burst", type=float)
-        parser.add_argument("--behavior")
-        parser.add_argument("--max-queueing-ms", type=float)
-        parser.add_argument("--warm-up-s", type=float)
+        parser.add_argument("--scope", default="player", help="player, ip, node or cluster")
+        parser.add_argument(
+            "--rate",
+            type=float,
+            help=f"tokens per second ({show_number(bucket.MIN_RATE)} to "
+            f"{show_number(bucket.MAX_RATE)})",
+        )
+        parser.add_argument(
+            "--burst", type=float, help=f"bucket capacity (1 to {show_number(bucket.MAX_BURST)})"
+        )
+        parser.add_argument("--behavior", help="reject, queue or warm_up")
+        parser.add_argument(
+            "--max-queueing-ms",
+            type=float,
+            help=f"queue: longest delay (up to {show_number(bucket.MAX_QUEUEING_MS)} ms)",
+        )
+        parser.add_argument(
+            "--warm-up-s",
+            type=float,
+            help=f"warm_up: ramp length (up to {show_number(bucket.MAX_WARM_UP_S)} s)",
+        )
         parser.add_argument("--disable", action="store_true")
         parser.add_argument("--enable", action="store_true")
 
@@ -48,5 +65,5 @@ class Command(BaseCommand):
         try:
             flow_rule_save(rule=rule, user=None)
         except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
+            raise CommandError(f"refused: {'; '.join(exc.messages)}") from None
         self.stdout.write(f"{rule.resource} per {rule.scope}: saved as v{rule.version}")

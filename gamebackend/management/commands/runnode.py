@@ -1,18 +1,33 @@
 """Run one node: migrate, ensure the operator account, then Daphne and a Celery worker.
 
 One supervising command so that ``make run`` is one process to start and one to stop:
-SIGINT/SIGTERM to it stops both children (SIGTERM, then SIGKILL after a grace period),
-and if either child dies the other is stopped too and the command exits non-zero.
+SIGINT/SIGTERM to it stops both children (SIGTERM, then SIGKILL after a grace period).
+
+The two children fail differently:
+
+* A worker that dies (a crash, the OOM killer, ``kill -9``) is restarted with backoff
+  (1 s, doubling up to 30 s; back to 1 s once one ran for a minute), logged and counted.
+  The game server never stops for it: players keep playing, their state flushes wait in
+  the broker, and ``/readyz`` says ``degraded`` while the worker is down (the state file
+  of ``gamebackend.health.supervision`` tells the web process).
+* If the web server itself dies, every player is already disconnected and the node's
+  in-memory state (actors, sessions) is gone. Restarting it here would hide that behind a
+  node that looks alive, so the worker is stopped and the command exits 1: the process
+  manager above (systemd, Kubernetes, an operator's shell) sees a dead node and applies
+  its own restart policy and alerting.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -20,11 +35,135 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from gamebackend.health.supervision import (
+    RESTARTING,
+    RUNNING,
+    STATE_FILE_ENV,
+    WorkerState,
+    state_file_for,
+    write_worker_state,
+)
+
+logger = logging.getLogger("gamebackend.runnode")
+
 # Children get this long to exit after SIGTERM before they are killed; the whole stop
 # must finish within 10 s.
 CHILD_STOP_GRACE_S = 8.0
 # How often the supervisor looks for a child that died on its own.
 CHILD_POLL_S = 0.5
+# A crashed worker is restarted after WORKER_RESTART_FIRST_S, doubling for each crash in a
+# row up to WORKER_RESTART_MAX_S: quick after a one-off kill, without spinning on a worker
+# that cannot start (a broken broker URL, a full disk).
+WORKER_RESTART_FIRST_S = 1.0
+WORKER_RESTART_MAX_S = 30.0
+# A worker that ran this long before dying counts as a fresh failure: the backoff restarts.
+WORKER_STABLE_S = 60.0
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with code {returncode}"
+
+
+class WorkerSupervisor:
+    """Keeps one Celery worker running: restarts it with backoff, reports its state."""
+
+    def __init__(
+        self,
+        cmd: list[str],
+        env: dict[str, str],
+        state_path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cmd = cmd
+        self.env = env
+        self.state_path = state_path
+        self.clock = clock
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._delay_s = 0.0
+        self._started_at = 0.0
+        self._down_since: float | None = None
+        self._next_start_at: float | None = None
+        self._last_exit = ""
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, env=self.env)
+        self._started_at = self.clock()
+        self._next_start_at = None
+        self._report(RUNNING)
+
+    def check(self) -> None:
+        """Called every CHILD_POLL_S: notice a dead worker, start the next one when due."""
+        now = self.clock()
+        if self.proc is None:
+            if self._next_start_at is not None and now >= self._next_start_at:
+                self.restarts += 1
+                try:
+                    self.start()
+                except OSError as exc:  # no process at all (fork failed, no memory)
+                    self._failed(now, ran_s=0.0, pid=None, why=f"could not start: {exc}")
+                    return
+                logger.warning(
+                    "worker restarted (pid %d; restart %d since the node started)",
+                    self.proc.pid if self.proc else -1,
+                    self.restarts,
+                )
+            return
+        returncode = self.proc.poll()
+        if returncode is None:
+            return
+        pid = self.proc.pid
+        self.proc = None
+        self._failed(now, ran_s=now - self._started_at, pid=pid, why=describe_exit(returncode))
+
+    def _failed(self, now: float, *, ran_s: float, pid: int | None, why: str) -> None:
+        """Record an unexpected exit and book the restart.
+
+        Crashes in a row (each worker dying within WORKER_STABLE_S of its start) are one
+        outage: the backoff keeps doubling and ``down_since`` stays at the first crash, so
+        /readyz turns from degraded to failing once the outage outlasts the worker ping age.
+        """
+        self._last_exit = why
+        if ran_s >= WORKER_STABLE_S or self._delay_s == 0.0:
+            self._delay_s = WORKER_RESTART_FIRST_S
+            self._down_since = now
+        else:
+            self._delay_s = min(self._delay_s * 2.0, WORKER_RESTART_MAX_S)
+        self._next_start_at = now + self._delay_s
+        logger.error(
+            "worker (pid %s) %s after %.1f s; restarting it in %.1f s (the game server "
+            "keeps running; /readyz says degraded until it is back)",
+            pid if pid is not None else "-",
+            why,
+            ran_s,
+            self._delay_s,
+        )
+        self._report(RESTARTING)
+
+    def stop_signal(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def _report(self, state: str) -> None:
+        write_worker_state(
+            self.state_path,
+            WorkerState(
+                state=state,
+                pid=self.proc.pid if self.proc is not None else None,
+                restarts=self.restarts,
+                started_at=self._started_at if state == RUNNING else None,
+                down_since=self._down_since,
+                next_start_at=self._next_start_at,
+                last_exit=self._last_exit,
+                supervisor_pid=os.getpid(),
+            ),
+        )
 
 
 class Command(BaseCommand):
@@ -41,7 +180,12 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=1)
             call_command("ensure_operator")
         bind = settings.GAME_BIND
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "gamebackend.settings"}
+        state_path = state_file_for(settings.GAME_VAR_DIR, settings.GAME_NODE_ID)
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "gamebackend.settings",
+            STATE_FILE_ENV: str(state_path),
+        }
         worker_cmd = [
             sys.executable, "-m", "celery", "-A", "gamebackend.celery", "worker",
             "--pool", "threads", "--concurrency", str(settings.GAME_CELERY_CONCURRENCY),
@@ -58,10 +202,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        children = {
-            "worker": subprocess.Popen(worker_cmd, env=env),
-            "web": subprocess.Popen(web_cmd, env=env),
-        }
+        worker = WorkerSupervisor(worker_cmd, env, state_path)
+        worker.start()
+        web = subprocess.Popen(web_cmd, env=env)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Node {settings.GAME_NODE_ID} ({settings.GAME_PROFILE} profile) starting.\n"
@@ -70,22 +213,32 @@ class Command(BaseCommand):
             )
         )
         self.stdout.flush()
-        died = ""
-        while not stop.wait(CHILD_POLL_S):
-            died = next((name for name, p in children.items() if p.poll() is not None), "")
-            if died:
-                self.stderr.write(f"{died} exited with {children[died].returncode}; stopping.")
-                break
-        self._stop_children(children)
-        if died:
+        web_died = False
+        try:
+            while not stop.wait(CHILD_POLL_S):
+                if web.poll() is not None:
+                    web_died = True
+                    logger.error(
+                        "the web server %s; stopping the node (exit 1)",
+                        describe_exit(web.returncode),
+                    )
+                    break
+                worker.check()
+            worker.stop_signal()
+            self._stop_children({"web": web, "worker": worker.proc})
+        finally:
+            state_path.unlink(missing_ok=True)
+        if web_died:
             sys.exit(1)
 
-    def _stop_children(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
+    def _stop_children(self, children: dict[str, subprocess.Popen[bytes] | None]) -> None:
         for proc in children.values():
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + CHILD_STOP_GRACE_S
         for name, proc in children.items():
+            if proc is None:
+                continue
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -17,6 +17,12 @@ from gamebackend.flow.breaker import (
     Strategy,
     default_rule,
 )
+from gamebackend.flow.breaker_rules import (
+    MAX_COUNT,
+    MAX_RT_MS,
+    MAX_RULE_OPEN_S,
+    MAX_STAT_WINDOW_S,
+)
 from gamebackend.flow.bucket import RuleError
 from gamebackend.flow.clock import ManualClock
 
@@ -78,6 +84,40 @@ def make(clock: ManualClock, **overrides: object) -> Breaker:
 def test_rule_validation(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(RuleError, match=message):
         brule(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # Issue 12: no field had an upper bound (a breaker that can never trip or recover).
+        ({"strategy": "error_count", "threshold": 1e300}, r"threshold must be in \[1, 1,000,000\]"),
+        ({"strategy": "error_count", "threshold": MAX_COUNT + 1}, "threshold"),
+        ({"min_requests": 1e300}, "min_requests must be in"),
+        ({"min_requests": MAX_COUNT + 1}, "min_requests"),
+        ({"stat_window_s": 1e300}, r"stat_window_s must be in \[0.1, 3,600\]"),
+        ({"stat_window_s": 0.01}, "stat_window_s"),
+        ({"strategy": "slow_ratio", "max_rt_ms": 1e300}, "max_rt_ms must be in"),
+        ({"max_rt_ms": MAX_RT_MS + 1}, "max_rt_ms"),
+        ({"open_s": 1e300}, r"open_s must be in \[0.1, 3,600\]"),
+        ({"open_s": MAX_RULE_OPEN_S + 1}, "open_s"),
+        ({"half_open_successes": MAX_COUNT + 1}, "half_open_successes"),
+        ({"min_requests": float("inf")}, "min_requests"),
+    ],
+)
+def test_rule_numbers_have_upper_bounds(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        brule(**overrides)
+
+
+def test_rule_bounds_themselves_are_accepted() -> None:
+    rule = brule(
+        strategy="error_count", threshold=MAX_COUNT, min_requests=MAX_COUNT,
+        stat_window_s=MAX_STAT_WINDOW_S, max_rt_ms=MAX_RT_MS, open_s=MAX_RULE_OPEN_S,
+        half_open_successes=MAX_COUNT,
+    )  # fmt: skip
+    assert (rule.threshold, rule.open_s, rule.stat_window_s) == (
+        MAX_COUNT, MAX_RULE_OPEN_S, MAX_STAT_WINDOW_S,
+    )  # fmt: skip
 
 
 def test_rule_defaults_and_enum_coercion() -> None:

@@ -11,6 +11,11 @@ from hypothesis import strategies as st
 
 from gamebackend.flow.bucket import (
     ALLOWED,
+    MAX_BURST,
+    MAX_QUEUEING_MS,
+    MAX_RATE,
+    MAX_WARM_UP_S,
+    MIN_RATE,
     Behavior,
     Decision,
     Limiter,
@@ -77,6 +82,36 @@ def test_rule_normalises_strings_to_enums() -> None:
 def test_rule_validation(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(RuleError, match=message):
         rule(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # Issue 12: ws.move was accepted at 1e300/s, burst 1e300 (no limit at all).
+        ({"rate": 1e300}, r"rate must be in \[0.0001, 1,000,000\], got 1e\+300"),
+        ({"rate": MAX_RATE + 1}, "rate must be in"),
+        ({"rate": MIN_RATE / 2}, "rate must be in"),
+        ({"burst": 1e300}, r"burst must be in \[1, 1,000,000\], got 1e\+300"),
+        ({"burst": MAX_BURST + 1}, "burst must be in"),
+        ({"max_queueing_ms": 1e300}, "max_queueing_ms must be in"),
+        ({"behavior": "queue", "max_queueing_ms": MAX_QUEUEING_MS + 1}, "max_queueing_ms"),
+        ({"warm_up_s": 1e300}, "warm_up_s must be in"),
+        ({"behavior": "warm_up", "warm_up_s": MAX_WARM_UP_S + 1}, "warm_up_s"),
+    ],
+)
+def test_rule_numbers_have_upper_bounds(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(RuleError, match=message):
+        rule(**overrides)
+
+
+def test_rule_bounds_themselves_are_accepted() -> None:
+    highest = rule(rate=MAX_RATE, burst=MAX_BURST, behavior="queue",
+                   max_queueing_ms=MAX_QUEUEING_MS)  # fmt: skip
+    assert (highest.rate, highest.burst, highest.max_queueing_ms) == (
+        MAX_RATE, MAX_BURST, MAX_QUEUEING_MS,
+    )  # fmt: skip
+    assert rule(rate=MIN_RATE, burst=1).rate == MIN_RATE
+    assert rule(behavior="warm_up", warm_up_s=MAX_WARM_UP_S).warm_up_s == MAX_WARM_UP_S
 
 
 def test_rule_from_dict_rejects_unknown_and_missing_fields() -> None:
