@@ -260,7 +260,12 @@ if GAME_SECURE:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 CSRF_TRUSTED_ORIGINS = conf.csv_list(conf.env_str("DJANGO_CSRF_TRUSTED_ORIGINS"))
 
+# Proxies (comma-separated CIDRs) whose X-Forwarded-For names the client: per-IP limits
+# and the console lockout then key on the client, not the proxy (gamebackend/clientaddr.py).
+GAME_TRUSTED_PROXIES = conf.env_networks("GAME_TRUSTED_PROXIES")
+
 # django-axes: lock an account+IP out of the console after repeated failed logins.
+AXES_CLIENT_IP_CALLABLE = "gamebackend.clientaddr.request_client_address"
 AXES_FAILURE_LIMIT = conf.env_int("GAME_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -10,6 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from gamebackend.clientaddr import request_client_address
 from gamebackend.flow.admission import admit
 from gamebackend.gateway.services import (
     GUEST_NAME_MAX,
@@ -24,7 +25,7 @@ MS_PER_S = 1000
 
 async def _rate_limited(request: HttpRequest, resource: str) -> JsonResponse | None:
     """A 429 when the client IP is over ``resource``'s limit, else None (queued: waited)."""
-    decision = await admit(resource, ip=str(request.META.get("REMOTE_ADDR") or ""))
+    decision = await admit(resource, ip=request_client_address(request))
     if decision.rejected:
         response = _error(
             429, "rate_limited", "too many requests", retry_after_ms=decision.retry_after_ms
