@@ -232,6 +232,16 @@ GAME_ALLOW_GUESTS = conf.env_bool("GAME_ALLOW_GUESTS", not GAME_CLUSTER)
 GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
 GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)
 
+# --- Request bodies (gamebackend/bodylimit.py) ---------------------------------------------
+
+# Longest request body per path, refused with 413 before it is read: the auth API takes
+# small JSON, the console its forms; anything else has no business sending much.
+GAME_MAX_AUTH_BODY_BYTES = conf.env_int("GAME_MAX_AUTH_BODY_BYTES", 4 * 1024, minimum=256)
+GAME_MAX_CONSOLE_BODY_BYTES = conf.env_int(
+    "GAME_MAX_CONSOLE_BODY_BYTES", 1024 * 1024, minimum=16 * 1024
+)
+GAME_MAX_BODY_BYTES = conf.env_int("GAME_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+
 # --- Flow control (docs/FLOW.md) ------------------------------------------------------------
 
 # Rate limits at the gateway and the auth API; off only for benchmarks' baselines.
