@@ -319,6 +319,7 @@ async def test_a_stalled_event_loop_is_not_a_redis_outage(redis_url: str, prefix
     rule = crule(rate=1, burst=3)
     timeout_s = 0.1
     client = StallingRedis.from_url(f"redis://127.0.0.1:{port}{parsed.path or '/0'}")
+    assert isinstance(client, StallingRedis)
     bucket = ClusterBucket(client, prefix=prefix, clock=clock, server_time=False,
                            timeout_s=timeout_s, batching=False)  # fmt: skip
     try:
