@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets to the Channels router."""
+"""ASGI entry point: HTTP goes to Django (behind the body-size guard), WebSockets to the
+Channels router."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from gamebackend.bodylimit import BodyLimit, configured_limits  # noqa: E402
 from gamebackend.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Oversized bodies are refused before Django reads them (gamebackend/bodylimit.py).
+        "http": BodyLimit(django_asgi_app, configured_limits()),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

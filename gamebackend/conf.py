@@ -6,6 +6,7 @@ secrets) can be unit-tested without re-importing Django settings.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -160,3 +161,29 @@ def ticket_ttl(max_age_s: float) -> int:
 
 def csv_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(raw: str) -> tuple[Network, ...]:
+    """``"10.0.0.0/8, fd00::/8, 192.0.2.7"`` -> networks (a bare address is one host).
+
+    Raises ValueError naming the entry that is not an address or CIDR. Host bits are
+    allowed (``10.1.2.3/8`` means ``10.0.0.0/8``).
+    """
+    networks: list[Network] = []
+    for item in csv_list(raw):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def env_networks(name: str) -> tuple[Network, ...]:
+    """Comma-separated CIDRs (IPv4 and IPv6) from ``name``; empty when unset."""
+    try:
+        return parse_networks(env_str(name))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None

@@ -13,6 +13,9 @@ import logging
 import os
 import sys
 from typing import Any, cast
+from urllib.parse import unquote
+
+from gamebackend.bodylimit import BodyLimits, configured_limits, too_large_response
 
 logger = logging.getLogger("gamebackend.server")
 
@@ -70,6 +73,75 @@ def _install_websocket_protocol() -> None:
     daphne_server.WebSocketFactory = GameWebSocketFactory
 
 
+def _install_request_body_limit(limits: BodyLimits) -> None:
+    """Refuse an oversized request body inside Daphne, before it is buffered.
+
+    Twisted reads a request's whole body (in memory, or a temporary file past 100 KB)
+    before Daphne calls the application, and neither Daphne nor Twisted has a setting to
+    bound it: the ASGI guard (``gamebackend.bodylimit``) alone would refuse a 10 GB upload
+    only after the node had stored it. So the same per-path limits apply here as the
+    request arrives: a ``Content-Length`` over the limit is answered 413 (the guard's
+    response) and the connection closed without reading the body; a chunked body is cut
+    off the same way once it passes the limit.
+    """
+    from daphne import http_protocol
+    from daphne import server as daphne_server
+
+    class BodyLimitedRequest(http_protocol.WebRequest):
+        _body_limit = limits.largest
+        _body_path = ""
+        _body_received = 0
+        _body_refused = False
+
+        def gotLength(self, length: int | None) -> None:
+            # The request line is parsed but not handed over yet: Twisted keeps the target
+            # on the channel until the body is complete.
+            target = getattr(self.channel, "_path", b"") or b""
+            try:
+                self._body_path = unquote(target.split(b"?", 1)[0].decode("ascii"))
+                self._body_limit = limits.limit_for(self._body_path)
+            except UnicodeDecodeError:
+                pass  # Daphne answers 400 later; meanwhile the largest limit holds
+            if length is not None and length > self._body_limit:
+                self._refuse_body(length)
+                return
+            super().gotLength(length)
+
+        def handleContentChunk(self, data: bytes) -> None:
+            if self._body_refused:
+                return
+            self._body_received += len(data)
+            if self._body_received > self._body_limit:
+                self._refuse_body(self._body_received)
+                return
+            super().handleContentChunk(data)
+
+        def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+            if not self._body_refused:
+                super().requestReceived(command, path, version)
+
+        def _refuse_body(self, size: int) -> None:
+            self._body_refused = True
+            headers, body = too_large_response(self._body_path, self._body_limit)
+            lines = [b"HTTP/1.1 413 Payload Too Large"]
+            lines += [name + b": " + value for name, value in headers]
+            self.channel.transport.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+            self.channel.loseConnection()
+            peer = self.channel.transport.getPeer()
+            logger.info(
+                "request body to %s from %s refused: %d+ bytes, limit %d",
+                self._body_path or "?", getattr(peer, "host", "?"), size, self._body_limit,
+            )  # fmt: skip
+
+    class BodyLimitedFactory(http_protocol.HTTPFactory):
+        def buildProtocol(self, addr: Any) -> Any:
+            protocol = super().buildProtocol(addr)
+            protocol.requestFactory = BodyLimitedRequest
+            return protocol
+
+    daphne_server.HTTPFactory = BodyLimitedFactory
+
+
 def build_server(application: Any, **overrides: Any) -> Any:
     from daphne.access import AccessLogGenerator
     from daphne.endpoints import build_endpoint_description_strings
@@ -116,6 +188,7 @@ def build_server(application: Any, **overrides: Any) -> Any:
             access(protocol, action, details)
 
     _install_websocket_protocol()
+    _install_request_body_limit(configured_limits())
     options: dict[str, Any] = {
         "application": application,
         "endpoints": build_endpoint_description_strings(

@@ -247,6 +247,16 @@ GAME_PLAYER_LOCKOUT_S = conf.env_int("GAME_PLAYER_LOCKOUT_S", 900, minimum=1)
 GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
 GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)
 
+# --- Request bodies (gamebackend/bodylimit.py) ---------------------------------------------
+
+# Longest request body per path, refused with 413 before it is read: the auth API takes
+# small JSON, the console its forms; anything else has no business sending much.
+GAME_MAX_AUTH_BODY_BYTES = conf.env_int("GAME_MAX_AUTH_BODY_BYTES", 4 * 1024, minimum=256)
+GAME_MAX_CONSOLE_BODY_BYTES = conf.env_int(
+    "GAME_MAX_CONSOLE_BODY_BYTES", 1024 * 1024, minimum=16 * 1024
+)
+GAME_MAX_BODY_BYTES = conf.env_int("GAME_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+
 # --- Flow control (docs/FLOW.md) ------------------------------------------------------------
 
 # Rate limits at the gateway and the auth API; off only for benchmarks' baselines.
@@ -278,7 +288,12 @@ if GAME_SECURE:
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 CSRF_TRUSTED_ORIGINS = conf.csv_list(conf.env_str("DJANGO_CSRF_TRUSTED_ORIGINS"))
 
+# Proxies (comma-separated CIDRs) whose X-Forwarded-For names the client: per-IP limits
+# and the console lockout then key on the client, not the proxy (gamebackend/clientaddr.py).
+GAME_TRUSTED_PROXIES = conf.env_networks("GAME_TRUSTED_PROXIES")
+
 # django-axes: lock an account+IP out of the console after repeated failed logins.
+AXES_CLIENT_IP_CALLABLE = "gamebackend.clientaddr.request_client_address"
 AXES_FAILURE_LIMIT = conf.env_int("GAME_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

@@ -14,6 +14,7 @@ from typing import Any, Final, Union
 
 import msgspec
 
+from gameproto._idscan import NOT_FOUND, json_top_level_id, msgpack_top_level_id
 from gameproto.codes import (
     BAD_MESSAGE,
     DEFAULT_WORLD_SIZE,
@@ -168,9 +169,16 @@ def _classify(codec: Codec, payload: str | bytes, typed_error: Exception) -> Pro
     """Turn a failed typed decode into the right ProtocolError (the slow, error-only path)."""
     try:
         value = codec.generic.decode(payload)
+    except RecursionError:
+        # Nothing was decoded; find a top-level `id` by a bounded, non-recursive scan.
+        if isinstance(payload, str):
+            found = json_top_level_id(payload)
+        else:
+            found = msgpack_top_level_id(payload)
+        re = None if found is NOT_FOUND else _usable_id(found)
+        return ProtocolError(BAD_MESSAGE, "undecodable frame: too deeply nested", re=re)
     except _DECODE_FAILURES as exc:
-        reason = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)
-        return ProtocolError(BAD_MESSAGE, f"undecodable frame: {reason}")
+        return ProtocolError(BAD_MESSAGE, f"undecodable frame: {exc}")
     if not isinstance(value, dict):
         return ProtocolError(BAD_MESSAGE, "a message must be an object")
     re = _usable_id(value.get("id"))

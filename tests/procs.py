@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +171,31 @@ def process_group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# A busy loop: it never sleeps, so it takes every cycle the scheduler gives it.
+_BUSY_LOOP = "while True:\n    pass\n"
+
+
+@contextmanager
+def cpu_hog(procs: int, *, share_with: list[int]) -> Iterator[None]:
+    """Start ``procs`` busy-looping processes and pin them and the processes ``share_with``
+    to one core, so those processes are starved of CPU while the block runs.
+
+    Pinning makes the load independent of how many cores the machine has. The processes'
+    own affinity is restored afterwards.
+    """
+    core = {min(os.sched_getaffinity(0))}
+    saved = {pid: os.sched_getaffinity(pid) for pid in share_with}
+    hogs = [subprocess.Popen([sys.executable, "-c", _BUSY_LOOP]) for _ in range(procs)]
+    try:
+        for pid in [*share_with, *(hog.pid for hog in hogs)]:
+            os.sched_setaffinity(pid, core)
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+        for pid, cpus in saved.items():
+            with suppress(ProcessLookupError):  # the node already stopped
+                os.sched_setaffinity(pid, cpus)

@@ -40,19 +40,20 @@ from gamebackend.accounts.services import (
     session_revoke,
     ticket_issue,
 )
+from gamebackend.clientaddr import request_client_address
 from gamebackend.flow.admission import admit
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES: Final = 4096
 MS_PER_S: Final = 1000
 
 View = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]
 
 
 def client_ip(request: HttpRequest) -> str:
-    """The client address that per-IP limits and login lockouts count against."""
-    return str(request.META.get("REMOTE_ADDR") or "")
+    """The client address that per-IP limits and login lockouts count against (behind
+    ``GAME_TRUSTED_PROXIES``, the one the proxy names)."""
+    return request_client_address(request)
 
 
 def _error_response(error: AuthError) -> JsonResponse:
@@ -108,8 +109,9 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     raw = request.body
     if not raw:
         return {}
-    if len(raw) > MAX_BODY_BYTES:
-        raise TooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
+    limit = settings.GAME_MAX_AUTH_BODY_BYTES  # the ASGI guard refuses larger ones first
+    if len(raw) > limit:
+        raise TooLarge(f"the body must be at most {limit} bytes")
     try:
         body = json.loads(raw)
     except ValueError:

@@ -236,8 +236,10 @@ class TokenBucket:
         "rule",
     )
 
-    def __init__(self, rule: Rule, now: float) -> None:
-        self._tokens = rule.burst  # a new key starts with a full bucket
+    def __init__(self, rule: Rule, now: float, tokens: float | None = None) -> None:
+        # A new key starts with a full bucket, unless told what is left (a cluster bucket's
+        # local fallback continues from Redis's last answer).
+        self._tokens = rule.burst if tokens is None else min(tokens, rule.burst)
         self._last = now
         # Never used: a warm-up bucket starts cold.
         self._last_take = -math.inf

@@ -7,7 +7,10 @@ in flight are sent together in one pipeline (an automatic micro-batch, Nagle-sty
 
 When Redis does not answer within ``timeout_s`` the bucket degrades to a local bucket
 holding this node's share of the limit (rate / live nodes), logs once, and probes Redis at
-most once per ``probe_interval_s`` until it answers again. See docs/FLOW.md.
+most once per ``probe_interval_s`` until it answers again. The deadline counts only time
+the event loop actually ran: a busy or CPU-starved process is not a Redis outage (see
+``_deadline``). A local bucket continues from Redis's last answer instead of starting
+full, so a flap hands out no fresh burst. See docs/FLOW.md.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import dataclasses
 import logging
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,9 +33,11 @@ from gamebackend.flow.clock import MONOTONIC, Clock
 __all__ = [
     "DEFAULT_PREFIX",
     "FALLBACK_MAX_BUCKETS",
+    "LOOP_STALL_S",
     "MAX_BATCH",
     "MIN_KEY_TTL_MS",
     "PROBE_INTERVAL_S",
+    "REDIS_MAX_WAIT_S",
     "REDIS_TIMEOUT_S",
     "TOKEN_BUCKET_LUA",
     "ClusterBucket",
@@ -40,8 +45,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Longest a check waits for Redis before answering from the local share instead.
-REDIS_TIMEOUT_S = 0.05
+# Longest a check waits for Redis before answering from the local share instead, counted
+# in time the event loop was free to read the answer (see LOOP_STALL_S).
+REDIS_TIMEOUT_S = 0.5
+# A deadline check that runs later than this after its due time means this process was not
+# running (CPU starvation, a GC pause, a long batch of callbacks): Redis's answer may be
+# sitting unread in the socket, so the stall does not count against Redis and the deadline
+# moves on by a fresh REDIS_TIMEOUT_S.
+LOOP_STALL_S = 0.01
+# Hard bound on one check's wait, stalls included.
+REDIS_MAX_WAIT_S = 2.0
 # While degraded, at most one check per this interval goes to Redis to see if it is back.
 PROBE_INTERVAL_S = 1.0
 # Floor for the bucket keys' expiry: a key is only dropped once it has refilled anyway, but
@@ -60,8 +73,9 @@ RULE_CACHE_MAX = 1024
 # ARGV[1]: "rate burst max_wait_s ttl_ms" (max_wait_s 0 = reject), one pre-encoded string
 #          per rule: every argument costs redis-py an encode on each call.
 # ARGV[2]: now in seconds, or "" to use Redis TIME.
-# Returns {allowed (0/1), wait_us}: the queue delay when allowed, the retry hint when not
-# (rounded to the microsecond, so float noise does not turn 100 ms into 101).
+# Returns {allowed (0/1), wait_us, tokens}: the queue delay when allowed, the retry hint when
+# not (rounded to the microsecond, so float noise does not turn 100 ms into 101), and the
+# tokens left (a string), which seed the local fallback if Redis goes away.
 # Numbers are stored with %.17g so tokens and timestamps survive the round trip exactly.
 TOKEN_BUCKET_LUA = """
 local r, b, w, ttl = string.match(ARGV[1], '^(%S+) (%S+) (%S+) (%S+)$')
@@ -104,7 +118,7 @@ end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
   'ts', string.format('%.17g', ts))
 redis.call('PEXPIRE', KEYS[1], ttl)
-return {allowed, math.floor(wait * 1000000 + 0.5)}
+return {allowed, math.floor(wait * 1000000 + 0.5), string.format('%.17g', tokens)}
 """
 
 _Pending = tuple[str, Rule, "asyncio.Future[Decision]"]
@@ -115,6 +129,34 @@ def _decode(result: Any) -> Decision:
     if allowed:
         return ALLOWED if wait_us == 0 else Decision(True, wait_us / 1_000_000)
     return Decision(False, 0.0, max(1, math.ceil(wait_us / 1000)))
+
+
+class _DeadlineCheck:
+    """Expires ``cap`` once Redis had ``budget_s`` of loop time (see ``_deadline``)."""
+
+    __slots__ = ("_budget_s", "_cap", "_due", "_give_up", "_handle", "_loop")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, cap: asyncio.Timeout, budget_s: float, max_s: float
+    ) -> None:
+        now = loop.time()
+        self._loop, self._cap, self._budget_s = loop, cap, budget_s
+        self._due = now + budget_s
+        self._give_up = now + max_s
+        self._handle = loop.call_at(self._due, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if now - self._due > LOOP_STALL_S and now < self._give_up:
+            # The loop was not running at the due time: what Redis sent meanwhile has not
+            # been read yet. A fresh budget, not an outage.
+            self._due = min(now + self._budget_s, self._give_up)
+            self._handle = self._loop.call_at(self._due, self._check)
+        elif not self._cap.expired():
+            self._cap.reschedule(now)  # Redis had its time: expire at once
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 class ClusterBucket:
@@ -129,6 +171,7 @@ class ClusterBucket:
         clock: Clock = MONOTONIC,
         server_time: bool = True,
         timeout_s: float = REDIS_TIMEOUT_S,
+        max_wait_s: float = REDIS_MAX_WAIT_S,
         probe_interval_s: float = PROBE_INTERVAL_S,
         batching: bool = True,
     ) -> None:
@@ -143,6 +186,7 @@ class ClusterBucket:
         self._clock = clock
         self._server_time = server_time
         self._timeout_s = timeout_s
+        self._max_wait_s = max(timeout_s, max_wait_s)
         self._probe_interval_s = probe_interval_s
         self._batching = batching
         self._pending: list[_Pending] = []
@@ -152,6 +196,8 @@ class ClusterBucket:
         self._degraded_since: float | None = None
         self._last_probe = -math.inf
         self._fallback: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
+        # (resource, key) -> (tokens left, clock time) of Redis's last answer for that bucket.
+        self._last_seen: dict[tuple[str, str], tuple[float, float]] = {}
         self._shares: dict[tuple[Rule, int], Rule] = {}
         self._args: dict[Rule, bytes] = {}
         self.counters = {"redis_checks": 0, "batches": 0, "fallback_checks": 0}
@@ -248,15 +294,40 @@ class ClusterBucket:
     async def _run(self, items: list[tuple[str, Rule]]) -> list[Decision]:
         """Decide ``items`` in Redis, or locally if Redis does not answer in time."""
         try:
-            async with asyncio.timeout(self._timeout_s):
-                results = await self._eval(items)
+            results = await self._deadline(self._eval(items))
         except (RedisError, OSError, TimeoutError) as exc:
             self._set_degraded(exc)
             return [self._local(key, rule) for key, rule in items]
         self._set_healthy()
         self.counters["redis_checks"] += len(items)
         self.counters["batches"] += 1
+        now = self._clock.now()
+        seen = self._last_seen
+        if len(seen) >= FALLBACK_MAX_BUCKETS:
+            seen.clear()
+        for (key, rule), result in zip(items, results, strict=True):
+            seen[(rule.resource, key)] = (float(result[2]), now)
         return [_decode(result) for result in results]
+
+    async def _deadline(self, awaitable: Coroutine[Any, Any, list[Any]]) -> list[Any]:
+        """``await awaitable``, or TimeoutError once Redis had ``timeout_s`` to answer.
+
+        A plain ``asyncio.timeout(timeout_s)`` measures this process as much as Redis: when
+        the loop is stalled (CPU starvation, GC, a long batch of frames) the timer and the
+        already-arrived reply become ready together, the timer runs first and a healthy
+        Redis is declared unreachable. So the deadline is checked by a callback: if that
+        callback itself ran late by more than LOOP_STALL_S, the loop was not running, and
+        Redis gets a fresh ``timeout_s`` (up to ``max_wait_s`` in all).
+        """
+        # One timer: the check expires the (otherwise unbounded) timeout itself.
+        async with asyncio.timeout(None) as cap:
+            check = _DeadlineCheck(
+                asyncio.get_running_loop(), cap, self._timeout_s, self._max_wait_s
+            )
+            try:
+                return await awaitable
+            finally:
+                check.cancel()
 
     async def _eval(self, items: list[tuple[str, Rule]]) -> list[Any]:
         if len(items) == 1:
@@ -361,7 +432,15 @@ class ClusterBucket:
         if bucket is None:
             if len(self._fallback) >= FALLBACK_MAX_BUCKETS:
                 self._fallback.popitem(last=False)
-            bucket = self._fallback[ident] = TokenBucket(share, now)
+            # Continue from Redis's last answer (this node's share of what was left, plus
+            # the share's refill since): a fresh full bucket at every flap would hand out
+            # a new burst each time Redis blinks.
+            tokens = None
+            seen = self._last_seen.get(ident)
+            if seen is not None:
+                left, at = seen
+                tokens = left / self._nodes() + share.rate * max(0.0, now - at)
+            bucket = self._fallback[ident] = TokenBucket(share, now, tokens)
         else:
             self._fallback.move_to_end(ident)
             if bucket.rule is not share:

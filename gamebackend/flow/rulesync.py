@@ -80,6 +80,13 @@ class RuleSync:
         if self.started:
             return
         await self.sync_now()
+        if self._report_state:
+            # Count the live nodes now, not one poll later: until then a node would take the
+            # whole of every cluster rule whenever it falls back to its local share.
+            try:
+                await self._report()
+            except Exception as exc:  # the poll retries; the rules are what must load
+                logger.warning("flow state report on %s failed: %r", self.enforcement.node_id, exc)
         self.started = True
         self._loop = asyncio.get_running_loop()
         self._spawn(self._poll(), "flow-rule-poll")

@@ -20,6 +20,7 @@ from django.conf import settings
 
 import gameproto as p
 from actors import ActorRef, MailboxFull
+from gamebackend.clientaddr import client_address
 from gamebackend.flow.admission import admit
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
@@ -32,6 +33,9 @@ logger = logging.getLogger(__name__)
 BAD_FRAME_LIMIT = 10
 BAD_FRAME_WINDOW_S = 10.0
 MAX_QUERY_VALUE = 4096
+# Query parameters an upgrade may carry (ticket, resume, last_seq and room to grow); more is
+# refused like any bad upgrade.
+MAX_QUERY_FIELDS = 16
 # Rate-limit rejections within ABUSE_WINDOW_S beyond GAME_ABUSE_THRESHOLD close with 4429.
 ABUSE_WINDOW_S = 10.0
 CONNECT_RESOURCE = "ws.connect"
@@ -73,9 +77,13 @@ class EventWindow:
         return len(times) > self.limit and now - times[0] <= self.window_s
 
 
-def _query(scope: dict[str, Any]) -> dict[str, str]:
+def _query(scope: dict[str, Any]) -> dict[str, str] | None:
+    """The query parameters (last value wins), or None when there are too many."""
     raw = scope.get("query_string", b"").decode("latin-1")
-    values = parse_qs(raw, keep_blank_values=True, max_num_fields=16)
+    try:
+        values = parse_qs(raw, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
+    except ValueError:  # more than MAX_QUERY_FIELDS
+        return None
     return {key: vals[-1][:MAX_QUERY_VALUE] for key, vals in values.items() if vals}
 
 
@@ -138,17 +146,16 @@ class GameConsumer(AsyncConsumer):
 
     async def _refuse(self, reason: str) -> None:
         # Closing before accept makes Daphne answer the upgrade with HTTP 403.
-        client = self.scope.get("client") or ("?", 0)
-        logger.info("ws upgrade from %s refused: %s", client[0], reason)
+        logger.info("ws upgrade from %s refused: %s", self._ip or "?", reason)
         await self.base_send({"type": "websocket.close"})
 
     async def _connect(self) -> None:
         runtime = get_runtime()
         hub = runtime.hub
+        # The player's address, not a proxy's (GAME_TRUSTED_PROXIES): every per-IP limit.
+        self._ip = client_address(self.scope)
         if not hub.accepting:
             return await self._refuse("shutting down")
-        client = self.scope.get("client") or ("", 0)
-        self._ip = str(client[0] or "")
         # Checked per IP before the ticket, so floods of bad tickets spend tokens too.
         decision = await admit(CONNECT_RESOURCE, ip=self._ip)
         if decision.rejected:
@@ -164,6 +171,8 @@ class GameConsumer(AsyncConsumer):
         if codec is None:
             return await self._refuse("no supported subprotocol")
         query = _query(self.scope)
+        if query is None:
+            return await self._refuse(f"more than {MAX_QUERY_FIELDS} query parameters")
         try:
             claims = await check_ticket(
                 query.get("ticket", ""),

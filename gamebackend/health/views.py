@@ -9,6 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from gamebackend.clientaddr import request_client_address
 from gamebackend.health.checks import FAIL, check_status, readiness_report
 from gamebackend.health.checks import supervised_worker as read_supervised_worker
 
@@ -26,12 +27,15 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def is_local_request(request: HttpRequest) -> bool:
-    """From this machine: a loopback peer and no proxy header (a reverse proxy on the same
-    machine must add ``X-Forwarded-For``, or every client would look local)."""
-    if any(request.META.get(header) for header in PROXY_HEADERS):
+    """From this machine: the client address (behind ``GAME_TRUSTED_PROXIES``, the one the
+    proxy names) is loopback. A proxy that is not trusted but on the same machine must add
+    ``X-Forwarded-For`` (or another proxy header), or every client would look local."""
+    client = request_client_address(request)
+    peer = str(request.META.get("REMOTE_ADDR") or "")
+    if client == peer and any(request.META.get(header) for header in PROXY_HEADERS):
         return False
     try:
-        address = ipaddress.ip_address(str(request.META.get("REMOTE_ADDR") or ""))
+        address = ipaddress.ip_address(client)
     except ValueError:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

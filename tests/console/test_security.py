@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from gamebackend import conf
 from gamebackend.celery import app as celery_app
 from tests.procs import child_env, manage
 
@@ -19,11 +21,16 @@ def operator(db):
     return get_user_model().objects.create_superuser("op", "", PASSWORD)
 
 
-def login(client: Client, password: str) -> int:
+def login(client: Client, password: str, **extra: Any) -> int:
     response = client.post(
-        "/console/login/?next=/console/", {"username": "op", "password": password}
+        "/console/login/?next=/console/", {"username": "op", "password": password}, **extra
     )
     return response.status_code
+
+
+def via_proxy(client_ip: str) -> dict[str, Any]:
+    """A request through the TLS proxy at 10.0.0.5 for ``client_ip``."""
+    return {"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": client_ip}
 
 
 def test_console_lives_at_console_not_admin(client: Client) -> None:
@@ -46,6 +53,26 @@ def test_login_locks_out_after_repeated_failures(
     # Even the right password is refused while locked out.
     assert login(client, PASSWORD) == 429
     assert client.get("/console/").status_code == 302
+
+
+def test_lockout_behind_a_trusted_proxy_is_per_client(client: Client, operator, settings) -> None:
+    # Regression: axes keyed on the TCP peer, so behind the proxy one player's wrong
+    # passwords locked the operator out from everywhere.
+    settings.GAME_TRUSTED_PROXIES = conf.parse_networks("10.0.0.0/8")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login(client, "wrong", **via_proxy("203.0.113.66"))
+    assert login(client, PASSWORD, **via_proxy("203.0.113.66")) == 429
+    assert login(Client(), PASSWORD, **via_proxy("198.51.100.7")) == 302
+
+
+def test_lockout_ignores_forwarded_for_from_untrusted_peers(
+    client: Client, operator, settings
+) -> None:
+    settings.GAME_TRUSTED_PROXIES = ()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        # A spoofed header per attempt must not spread the attempts over many "clients".
+        login(client, "wrong", **via_proxy(f"203.0.113.{i}"))
+    assert login(Client(), PASSWORD, **via_proxy("198.51.100.7")) == 429
 
 
 def test_celery_accepts_json_only() -> None:

@@ -209,6 +209,91 @@ def test_deep_nesting_inside_a_known_message_is_bad_message() -> None:
     assert rejected(JSON_CODEC, deep, None).code == BAD_MESSAGE
 
 
+DEEP = 100_000
+JSON_DEEP = "[" * DEEP + "]" * DEEP
+
+
+@pytest.mark.parametrize(
+    ("text", "re"),
+    [
+        # Regression: the generic decode failed with RecursionError, so the id was lost.
+        pytest.param('{"id":9,"type":"state","x":' + JSON_DEEP + "}", 9, id="id-first"),
+        pytest.param('{"type":"state","x":' + JSON_DEEP + ',"id":"r-1"}', "r-1", id="id-last"),
+        pytest.param(
+            r'{"x":{"a":"}\"id\":1","b":[' + JSON_DEEP + ']} , "id" : -12 }', -12,
+            id="strings-and-spaces",
+        ),
+        pytest.param('{"x":[{"id":5,"y":' + JSON_DEEP + "}]}", None, id="nested-id"),
+        pytest.param('{"x":' + JSON_DEEP + ',"note":"id"}', None, id="id-as-value"),
+        pytest.param('{"id":[1],"x":' + JSON_DEEP + "}", None, id="id-not-scalar"),
+        pytest.param('{"id":true,"x":' + JSON_DEEP + "}", None, id="id-bool"),
+        pytest.param('{"id":"' + "i" * 65 + '","x":' + JSON_DEEP + "}", None, id="id-too-long"),
+        pytest.param('[{"id":3},' + JSON_DEEP + "]", None, id="not-an-object"),
+    ],
+)  # fmt: skip
+def test_deeply_nested_json_keeps_its_top_level_id(text: str, re: object) -> None:
+    error = rejected(JSON_CODEC, text, None)
+    assert error.code == BAD_MESSAGE
+    assert "too deeply nested" in error.message
+    assert error.re == re
+
+
+def msgpack_map(*pairs: tuple[bytes, bytes]) -> bytes:
+    """A msgpack map of already-encoded keys and values (so values can be pathological)."""
+    assert len(pairs) < 16
+    return bytes([0x80 | len(pairs)]) + b"".join(k + v for k, v in pairs)
+
+
+MSGPACK_DEEP = b"\x91" * DEEP + b"\xc0"
+
+
+@pytest.mark.parametrize(
+    ("data", "re"),
+    [
+        (msgpack_map((_msgpack.encode("id"), _msgpack.encode(9)),
+                     (_msgpack.encode("type"), _msgpack.encode("state")),
+                     (_msgpack.encode("x"), MSGPACK_DEEP)), 9),
+        (msgpack_map((_msgpack.encode("type"), _msgpack.encode("state")),
+                     (_msgpack.encode("x"), b"\x91" * 2000 + b"\xc0"),
+                     (_msgpack.encode("id"), _msgpack.encode("r-1"))), "r-1"),
+        (msgpack_map((_msgpack.encode("x"), MSGPACK_DEEP),
+                     (_msgpack.encode("id"), _msgpack.encode(9))), None),  # past the budget
+        (msgpack_map((_msgpack.encode("id"), b"\x91\x01"),
+                     (_msgpack.encode("x"), MSGPACK_DEEP)), None),  # not a scalar
+        (b"\x92" + _msgpack.encode({"id": 1}) + MSGPACK_DEEP, None),  # not a map
+    ],
+    ids=["id-first", "id-after-2000-levels", "id-after-100k-levels", "id-not-scalar", "array"],
+)  # fmt: skip
+def test_deeply_nested_msgpack_keeps_its_top_level_id(data: bytes, re: object) -> None:
+    error = rejected(MSGPACK_CODEC, None, data)
+    assert error.code == BAD_MESSAGE
+    assert error.re == re
+
+
+def test_the_id_scan_is_bounded() -> None:
+    # Past MAX_SCAN_STEPS tokens the scan gives up: an id behind thousands of tokens is
+    # not worth unbounded work on hostile input.
+    from gameproto._idscan import MAX_SCAN_STEPS
+
+    steps = "[0," * (MAX_SCAN_STEPS + 1) + "0" + "]" * (MAX_SCAN_STEPS + 1)
+    assert rejected(JSON_CODEC, '{"x":' + steps + JSON_DEEP + ',"id":1}', None).re is None
+    assert rejected(JSON_CODEC, '{"id":1,"x":' + steps + JSON_DEEP + "}", None).re == 1
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.text(max_size=64))
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
+def test_any_usable_id_survives_deep_nesting(request_id: int | str) -> None:
+    for codec in CODECS:
+        if codec.binary:
+            data = msgpack_map((_msgpack.encode("x"), b"\x91" * 1500 + b"\xc0"),
+                               (_msgpack.encode("id"), _msgpack.encode(request_id)))  # fmt: skip
+            assert rejected(codec, None, data).re == request_id
+        else:
+            text = '{"x":' + JSON_DEEP[:3000] + JSON_DEEP[-3000:]
+            text += ',"id":' + _json.encode(request_id).decode() + "}"
+            assert rejected(codec, text, None).re == request_id
+
+
 @pytest.mark.parametrize(
     "data", [b"", b"\xc1", b"\x91\x01", b"\x01", b"\x81\xa4type", b"\x91" * 100_000]
 )

@@ -10,6 +10,7 @@ import uuid
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from gamebackend.gateway.consumer import MAX_QUERY_FIELDS
 from tests.gateway.wsclient import Raw, refused_status
 from tests.nodes import Node, NodeFactory
 
@@ -138,6 +139,24 @@ async def test_upgrades_during_shutdown_are_refused(node_factory: NodeFactory) -
         status = -1  # the listener already went away: also a refusal
     assert status in (403, -1)
     node.proc.wait(timeout=10)
+
+
+async def test_too_many_query_parameters_are_refused_with_403(node: Node) -> None:
+    # Regression: parse_qs(max_num_fields=16) raised inside connect; Daphne answered 500
+    # and logged a traceback for every attempt.
+    log_before = len(node.log())
+    padding = {f"p{i}": i for i in range(MAX_QUERY_FIELDS)}  # with the ticket: one too many
+    for _ in range(2):
+        assert await refused_status(node.url(f"q{uuid.uuid4().hex[:12]}", **padding)) == 403
+    new_log = node.log()[log_before:]
+    assert new_log.count(f"refused: more than {MAX_QUERY_FIELDS} query parameters") == 2
+    assert "Traceback" not in new_log
+    assert " 500 " not in new_log
+    # At the limit it is an ordinary connect.
+    fits = {f"p{i}": i for i in range(MAX_QUERY_FIELDS - 1)}
+    raw = await Raw.open(node.url(f"q{uuid.uuid4().hex[:12]}", **fits))
+    assert (await raw.recv())["type"] == "welcome"
+    await raw.close()
 
 
 async def test_compression_is_never_negotiated(node: Node) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -14,7 +16,7 @@ from redis.asyncio import Redis
 
 from gamebackend.flow.bucket import ALLOWED, Rule
 from gamebackend.flow.clock import ManualClock
-from gamebackend.flow.cluster_bucket import ClusterBucket
+from gamebackend.flow.cluster_bucket import LOOP_STALL_S, REDIS_TIMEOUT_S, ClusterBucket
 
 # Generous Redis bound for tests on a shared, noisy machine: a slow answer must not be
 # mistaken for an outage (the production bound is REDIS_TIMEOUT_S).
@@ -143,11 +145,15 @@ async def test_unreachable_redis_falls_back_to_the_local_share(
 
 
 class FlakyProxy:
-    """A TCP proxy to Redis that can be cut (connections dropped, new ones closed)."""
+    """A TCP proxy to Redis that can be cut (connections dropped, new ones closed), made
+    slow (``reply_delay_s``) or made to hold Redis's answers (``answering``: a hung server)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.up = True
+        self.reply_delay_s = 0.0
+        self.answering = asyncio.Event()
+        self.answering.set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -163,14 +169,19 @@ class FlakyProxy:
         up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
         self._writers |= {writer, up_writer}
         loop = asyncio.get_running_loop()
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = loop.create_task(self._pipe(src, dst))  # owned by FlakyProxy; close()
+        for src, dst, gate in ((reader, up_writer, None), (up_reader, writer, self.answering)):
+            task = loop.create_task(self._pipe(src, dst, gate))  # owned by FlakyProxy; close()
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, gate: asyncio.Event | None
+    ) -> None:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await src.read(65536):
+                if gate is not None:
+                    await asyncio.sleep(self.reply_delay_s)
+                    await gate.wait()
                 dst.write(data)
                 await dst.drain()
         dst.close()
@@ -246,3 +257,116 @@ async def test_close_cancels_waiting_checks() -> None:
         with pytest.raises(asyncio.CancelledError):
             await queued
         assert (await direct).allowed  # answered locally: Redis is unreachable
+
+
+@contextlib.asynccontextmanager
+async def proxied_bucket(
+    redis_url: str, **kwargs: Any
+) -> AsyncIterator[tuple[ClusterBucket, FlakyProxy]]:
+    parsed = urlparse(redis_url)
+    proxy = FlakyProxy(parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    port = await proxy.start()
+    try:
+        async with cluster_bucket(
+            f"redis://127.0.0.1:{port}{parsed.path or '/0'}", **kwargs
+        ) as node:
+            yield node, proxy
+    finally:
+        proxy.answering.set()
+        await proxy.close()
+
+
+@pytest.mark.cluster
+async def test_a_slow_redis_is_not_an_outage(redis_url: str, prefix: str) -> None:
+    # Regression: Redis answering in more than 50 ms (a loaded host) was taken for an
+    # outage; the check was answered from the local share, admitting what Redis refused.
+    clock = ManualClock(0.0)
+    rule = crule(rate=1, burst=3)
+    async with proxied_bucket(redis_url, prefix=prefix, clock=clock, server_time=False,
+                              batching=False) as (node, proxy):  # fmt: skip
+        assert [(await node.acquire("k", rule)).allowed for _ in range(4)] == [
+            True, True, True, False,
+        ]  # fmt: skip
+        # As slow as Redis gets on a loaded host: three times the old 50 ms bound, well
+        # within the production one.
+        proxy.reply_delay_s = 0.15
+        assert proxy.reply_delay_s < REDIS_TIMEOUT_S / 2
+        assert (await node.acquire("k", rule)).rejected  # Redis's answer
+        assert not node.degraded
+        assert node.counters["fallback_checks"] == 0
+
+
+class StallingRedis(Redis):
+    """A real Redis client whose event loop freezes for ``stall_s`` once a command is sent,
+    as a CPU-starved process's does."""
+
+    stall_s = 0.0
+
+    async def parse_response(self, connection: Any, command_name: Any, **options: Any) -> Any:
+        if self.stall_s:
+            time.sleep(self.stall_s)  # blocks the loop on purpose
+        return await super().parse_response(connection, command_name, **options)
+
+
+@pytest.mark.cluster
+async def test_a_stalled_event_loop_is_not_a_redis_outage(redis_url: str, prefix: str) -> None:
+    # Regression: the deadline ran on the loop's clock, so after a stall it had passed
+    # before the answer could be read; the node took that for a Redis outage.
+    parsed = urlparse(redis_url)
+    proxy = FlakyProxy(parsed.hostname or "127.0.0.1", parsed.port or 6379)
+    port = await proxy.start()
+    clock = ManualClock(0.0)
+    rule = crule(rate=1, burst=3)
+    timeout_s = 0.1
+    client = StallingRedis.from_url(f"redis://127.0.0.1:{port}{parsed.path or '/0'}")
+    assert isinstance(client, StallingRedis)
+    bucket = ClusterBucket(client, prefix=prefix, clock=clock, server_time=False,
+                           timeout_s=timeout_s, batching=False)  # fmt: skip
+    try:
+        assert [(await bucket.acquire("k", rule)).allowed for _ in range(4)] == [
+            True, True, True, False,
+        ]  # fmt: skip
+        # The proxy shares the stalled loop: the answer cannot arrive before the stall ends.
+        proxy.reply_delay_s = timeout_s / 4
+        client.stall_s = 2 * timeout_s + LOOP_STALL_S
+        assert (await bucket.acquire("k", rule)).rejected  # Redis's answer
+        assert not bucket.degraded
+        assert bucket.counters["fallback_checks"] == 0
+    finally:
+        await bucket.close()
+        await client.aclose()
+        await proxy.close()
+
+
+@pytest.mark.cluster
+async def test_a_hung_redis_still_degrades_after_the_timeout(redis_url: str, prefix: str) -> None:
+    timeout_s = 0.2
+    async with proxied_bucket(redis_url, prefix=prefix, timeout_s=timeout_s) as (node, proxy):
+        assert (await node.acquire("k", crule())).allowed
+        proxy.answering.clear()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await node.acquire("k", crule())).allowed  # from the local share
+        waited = loop.time() - started
+        assert node.degraded
+        # The loop was free all along: no extension past the timeout.
+        assert timeout_s <= waited < timeout_s + 0.5
+
+
+@pytest.mark.cluster
+async def test_the_fallback_continues_from_redis_last_answer(redis_url: str, prefix: str) -> None:
+    # Regression: the local share started full at every degradation, so each Redis blink
+    # handed out a fresh burst on top of what Redis had already admitted.
+    clock = ManualClock(0.0)
+    rule = crule(rate=10, burst=20)
+    async with proxied_bucket(redis_url, prefix=prefix, clock=clock, server_time=False,
+                              live_nodes=2, timeout_s=TEST_TIMEOUT_S,
+                              batching=False) as (node, proxy):  # fmt: skip
+        admitted = [(await node.acquire("k", rule)).allowed for _ in range(21)]
+        assert admitted == [True] * 20 + [False]  # Redis's bucket is empty
+        proxy.cut()
+        assert (await node.acquire("k", rule)).rejected  # the share of nothing is nothing
+        assert node.degraded
+        clock.advance(0.2)  # the share refills at 10/2 per second: one token
+        assert (await node.acquire("k", rule)).allowed
+        assert (await node.acquire("k", rule)).rejected
