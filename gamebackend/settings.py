@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "gamebackend",
     "gamebackend.health",
     "gamebackend.players",
+    "gamebackend.rooms",
     "gamebackend.gateway",
     "gamebackend.flow",
     "console",
@@ -231,6 +232,13 @@ GAME_ALLOW_GUESTS = conf.env_bool("GAME_ALLOW_GUESTS", not GAME_CLUSTER)
 # Actors' on_stop must finish within this at shutdown (inside the 10 s stop budget).
 GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
 GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)
+
+# --- Rooms (docs/ROOMS.md) -------------------------------------------------------------------
+
+# A room with no members stops after this long (its battle ends).
+GAME_ROOM_IDLE_S = conf.env_float("GAME_ROOM_IDLE_S", 30.0, minimum=0.0)
+# Cluster profile: a room's directory lease; a dead node's rooms move after at most this.
+GAME_ROOM_LEASE_S = conf.env_float("GAME_ROOM_LEASE_S", 10.0, minimum=0.3)
 
 # --- Flow control (docs/FLOW.md) ------------------------------------------------------------
 
