@@ -9,7 +9,7 @@ from django.db.models.signals import post_migrate
 OPERATORS_GROUP = "operators"
 STAFF_VIEWERS_GROUP = "staff-viewers"
 OPERATOR_MODELS = ("ratelimitrule", "breakerrule")
-VIEWABLE_APPS = ("flow", "players", "health")
+VIEWABLE_APPS = ("flow", "players", "health", "rooms")
 
 
 def ensure_console_groups(**kwargs: Any) -> None:
