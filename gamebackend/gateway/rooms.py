@@ -384,10 +384,12 @@ class RoomGateway:
     def time(self) -> float:
         return self.system.loop.time()
 
-    def schedule(self, rate: int, room_id: str, target: TickTarget) -> Registration:
+    def schedule(
+        self, rate: int, room_id: str, target: TickTarget, first_tick: int
+    ) -> Registration:
         if self._schedulers is None:
             self._schedulers = TickSchedulers(self.system.loop)
-        return self._schedulers.add(rate, room_id, target)
+        return self._schedulers.add(rate, room_id, target, first_tick)
 
     def unschedule(self, rate: int, room_id: str) -> None:
         if self._schedulers is not None:

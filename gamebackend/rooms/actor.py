@@ -81,7 +81,9 @@ class RoomActor(Actor):
                     # The next wake-up covers this one: ticks are absolute, not counted.
                     state.tick_drops += 1
 
-            state.registration = self.host.schedule(core.config.tick_rate, core.room_id, on_tick)
+            state.registration = self.host.schedule(
+                core.config.tick_rate, core.room_id, on_tick, core.next_tick
+            )
         self._persist = self.schedule_every(REPLAY_FLUSH_S, _PERSIST_DUE)
         if not core.members:
             self._arm_idle()

@@ -34,8 +34,11 @@ class RoomHost(Protocol):
         other node, which fans it out to its own sessions. Never raises."""
         ...
 
-    def schedule(self, rate: int, room_id: str, target: TickTarget) -> Registration:
-        """Put the room on the shared scheduler of its tick rate."""
+    def schedule(
+        self, rate: int, room_id: str, target: TickTarget, first_tick: int
+    ) -> Registration:
+        """Put the room on the shared scheduler of its tick rate; ``first_tick`` is due at
+        the scheduler's next wake-up."""
         ...
 
     def unschedule(self, rate: int, room_id: str) -> None: ...

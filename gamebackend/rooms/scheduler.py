@@ -56,7 +56,8 @@ TickTarget = Callable[[Tick], None]
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """Where a room sits on its rate's grid: its tick ``n`` is grid point ``first + n``."""
+    """Where a room sits on its rate's grid: its tick ``n`` is grid point ``first + n``
+    (``first`` is negative for a room that started mid-battle)."""
 
     rate: int
     origin: float
@@ -64,7 +65,7 @@ class Registration:
 
     @property
     def start(self) -> float:
-        """Loop time at which the room's tick 0 is due."""
+        """Loop time at which the room's tick 0 is (or would have been) due."""
         return self.deadline(0)
 
     def deadline(self, tick: int) -> float:
@@ -98,15 +99,17 @@ class RateScheduler:
         """The latest grid point due at ``now``."""
         return math.floor((now - self.origin) * self.rate + EARLY_FIRE_TOLERANCE)
 
-    def add(self, key: str, target: TickTarget) -> Registration:
-        """Put a room on the grid at the next grid point; ``target`` is called each wake-up."""
+    def add(self, key: str, target: TickTarget, first_tick: int = 0) -> Registration:
+        """Put a room on the grid: its tick ``first_tick`` is due at the next grid point
+        (a room re-created mid-battle goes on from its next tick). ``target`` is called
+        at every wake-up from then on."""
         if key in self._targets:
             raise ValueError(f"{key!r} is already scheduled")
-        first = self._grid_index(self._loop.time()) + 1
-        self._targets[key] = (first, target)
+        start_k = self._grid_index(self._loop.time()) + 1
+        self._targets[key] = (start_k, target)
         if self._handle is None:
-            self._arm(first)
-        return Registration(self.rate, self.origin, first)
+            self._arm(start_k)
+        return Registration(self.rate, self.origin, start_k - first_tick)
 
     def remove(self, key: str) -> None:
         self._targets.pop(key, None)
@@ -129,8 +132,8 @@ class RateScheduler:
         self.missed += k - self._next_k
         wake = Tick(k)
         # A target added by a callback during this loop joins at a later grid point.
-        for key, (first, target) in list(self._targets.items()):
-            if first > k:
+        for key, (start_k, target) in list(self._targets.items()):
+            if start_k > k:
                 continue
             try:
                 target(wake)
@@ -148,11 +151,11 @@ class TickSchedulers:
         self._loop = loop
         self._by_rate: dict[int, RateScheduler] = {}
 
-    def add(self, rate: int, key: str, target: TickTarget) -> Registration:
+    def add(self, rate: int, key: str, target: TickTarget, first_tick: int = 0) -> Registration:
         scheduler = self._by_rate.get(rate)
         if scheduler is None:
             scheduler = self._by_rate[rate] = RateScheduler(rate, self._loop)
-        return scheduler.add(key, target)
+        return scheduler.add(key, target, first_tick)
 
     def remove(self, rate: int, key: str) -> None:
         scheduler = self._by_rate.get(rate)

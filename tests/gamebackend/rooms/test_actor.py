@@ -49,9 +49,11 @@ class RecordingHost:
         for node, targets in by_node.items():
             self.sent.append((node, list(targets), msg))
 
-    def schedule(self, rate: int, room_id: str, target: TickTarget) -> Registration:
+    def schedule(
+        self, rate: int, room_id: str, target: TickTarget, first_tick: int
+    ) -> Registration:
         self.target = target
-        self.registration = Registration(rate, 0.0, 0)
+        self.registration = Registration(rate, 0.0, -first_tick)
         return self.registration
 
     def unschedule(self, rate: int, room_id: str) -> None:

@@ -197,3 +197,14 @@ def test_one_scheduler_per_rate(loop: ManualLoop) -> None:
     assert seen["60-3"] == pytest.approx(60, abs=1)
     schedulers.remove(30, "30-2")
     assert sorted(schedulers.rates()) == [20, 60]
+
+
+def test_a_room_restored_mid_battle_goes_on_from_its_next_tick(loop: ManualLoop) -> None:
+    scheduler = RateScheduler(20, loop)
+    room = Room(loop)
+    room.next_tick = 500  # re-created from a replay log that ends at tick 499
+    room.registration = scheduler.add("restored", room, first_tick=500)
+    assert room.registration.deadline(500) > loop.now
+    assert room.registration.deadline(500) - loop.now <= 1 / 20 + 1e-9
+    loop.run_until(room.registration.deadline(502))
+    assert [tick for tick, _ in room.closed] == [500, 501, 502]
