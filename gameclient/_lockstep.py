@@ -69,7 +69,9 @@ def lerp_wrapped(a: float, b: float, alpha: float, period: float) -> float:
     delta = (b - a) % period
     if delta > period / 2:
         delta -= period
-    return (a + delta * alpha) % period
+    result = (a + delta * alpha) % period
+    # A tiny negative step wraps to just below `period`, which a float may round up to it.
+    return 0.0 if result >= period else result
 
 
 def lerp_angle(a: float, b: float, alpha: float) -> float:

@@ -9,6 +9,7 @@ frame is answered ``invalid`` at the edge, with ``field`` naming it, e.g.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -130,8 +131,10 @@ class Chat(ClientMessage, tag="chat"):
 
 # --- server -> client ------------------------------------------------------------------
 
-# One frame's inputs: ``[[player_id, keys], ...]`` sorted by player id.
-FrameInputs = list[tuple[str, int]]
+# One frame's inputs: ``[[player_id, keys], ...]`` sorted by player id. (A Sequence: the
+# server keeps frames as tuples, which the garbage collector need not track; decoded
+# frames are lists.)
+FrameInputs = Sequence[tuple[str, int]]
 
 
 class RoomSnapshot(msgspec.Struct, kw_only=True):
@@ -169,14 +172,14 @@ class MemberLeft(ServerMessage, tag="member_left"):
     tick: int
 
 
-class Frame(ServerMessage, tag="frame"):
+class Frame(ServerMessage, tag="frame", gc=False):
     seq: Seq
     room: str
     tick: int
     inputs: FrameInputs
 
 
-class FrameEntry(msgspec.Struct, kw_only=True):
+class FrameEntry(msgspec.Struct, kw_only=True, gc=False):
     tick: int
     inputs: FrameInputs
 

@@ -8,6 +8,7 @@ scheduler of the room's tick rate (``rooms.scheduler``), never from a timer of i
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Final
 
@@ -154,7 +155,7 @@ class RoomActor(Actor):
                 p.Error(code=p.INTERNAL, message=f"room {core.room_id} stopped; re-join it"),
             )
         self._flush(ended=ended)
-        logger.info("room %s stopped: %s", core.room_id, core.stats())
+        logger.info("room %s stopped: %s", core.room_id, json.dumps(core.stats()))
         await host.stopped(core.room_id, core.battle_id, ended=ended)
 
     # -- ticks ---------------------------------------------------------------------------

@@ -53,7 +53,8 @@ class RecordingHost:
         self, rate: int, room_id: str, target: TickTarget, first_tick: int
     ) -> Registration:
         self.target = target
-        self.registration = Registration(rate, 0.0, -first_tick)
+        # One slot, one wake-up per tick: Tick(k) makes tick first_tick + k due.
+        self.registration = Registration(rate, 0.0, 1 / rate, 1, 0, first_tick)
         return self.registration
 
     def unschedule(self, rate: int, room_id: str) -> None:

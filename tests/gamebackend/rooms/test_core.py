@@ -61,7 +61,7 @@ def test_every_tick_closes_a_frame_with_inputs_in_player_order() -> None:
     core.input("zed", 1, 8, None)
     core.input("amy", 1, 0, None)  # 0 is an input like any other
     frames = close(core, 2)
-    assert [(f.tick, f.inputs) for f in frames] == [(0, []), (1, [("amy", 0), ("zed", 8)]), (2, [])]
+    assert [(f.tick, f.inputs) for f in frames] == [(0, ()), (1, (("amy", 0), ("zed", 8))), (2, ())]
     assert core.next_tick == 3
 
 
@@ -69,14 +69,14 @@ def test_a_second_input_for_a_tick_replaces_the_first() -> None:
     core = joined(make(), "a")
     core.input("a", 0, 1, None)
     core.input("a", 0, 2, None)
-    assert close(core, 0)[0].inputs == [("a", 2)]
+    assert close(core, 0)[0].inputs == (("a", 2),)
 
 
 def test_late_inputs_shift_to_the_next_open_tick_and_are_counted() -> None:
     core = joined(make(late_policy="shift"), "a")
     close(core, 4)
     core.input("a", 2, 5, None)
-    assert close(core, 5)[0].inputs == [("a", 5)]
+    assert close(core, 5)[0].inputs == (("a", 5),)
     assert core.metrics.late_inputs == 1
 
 
@@ -84,7 +84,7 @@ def test_late_inputs_are_dropped_and_counted_with_drop() -> None:
     core = joined(make(late_policy="drop"), "a")
     close(core, 4)
     core.input("a", 2, 5, None)
-    assert close(core, 5)[0].inputs == []
+    assert close(core, 5)[0].inputs == ()
     assert (core.metrics.late_inputs, core.metrics.late_dropped) == (1, 1)
 
 
@@ -107,7 +107,7 @@ def test_leaving_drops_pending_inputs_and_tells_the_others() -> None:
     core.input("a", 0, 3, None)
     out = core.leave("a", 5)
     assert [(to, type(m)) for to, m, _ in out] == [("a", p.Ok), (None, p.MemberLeft)]
-    assert close(core, 0)[0].inputs == []
+    assert close(core, 0)[0].inputs == ()
     with pytest.raises(RoomError):
         core.leave("a", None)
     assert core.leave("a", None, quiet=True) == []
@@ -122,7 +122,7 @@ def test_history_keeps_128_frames_and_sync_serves_them() -> None:
     ((_, frames, _),) = core.sync("a", 190, "s")
     assert isinstance(frames, p.Frames)
     assert [f.tick for f in frames.frames] == list(range(190, 200))
-    assert frames.frames[0].inputs == [("a", 190 % 16)]
+    assert frames.frames[0].inputs == (("a", 190 % 16),)
     assert core.sync("a", 500, None)[0][1].frames == []  # type: ignore[attr-defined]
     with pytest.raises(RoomError) as old:
         core.sync("a", 199 - ROOM_HISTORY, None)
@@ -177,7 +177,7 @@ def test_the_replay_log_is_taken_in_batches_with_only_non_empty_frames() -> None
     core = joined(make(), "a")
     core.input("a", 2, 1, None)
     close(core, 4)
-    assert core.take_log() == (0, 4, [(2, [("a", 1)])])
+    assert core.take_log() == (0, 4, [(2, (("a", 1),))])
     assert core.take_log() is None
     close(core, 6)
     assert core.take_log() == (5, 6, [])
