@@ -54,6 +54,10 @@ RECENT_FRAMES: Final = 128
 # Report a digest every this many ticks by default (0 turns reporting off).
 DEFAULT_HASH_EVERY: Final = 10
 SYNC_TOO_OLD: Final = "sync_too_old"
+# No frame for this long (or this many tick periods, whichever is longer) means the room
+# is gone (e.g. its node died): join again, which re-creates it.
+STALL_S: Final = 1.0
+STALL_TICKS: Final = 10
 
 
 class Room(Generic[S]):
@@ -83,6 +87,7 @@ class Room(Generic[S]):
         self.next_tick = 0  # the next frame this room expects
         self.hashes_sent = 0
         self._create: RoomCreate | None = None
+        self._last_frame_at = 0.0
 
     # -- requests ------------------------------------------------------------------------
 
@@ -149,6 +154,14 @@ class Room(Generic[S]):
             return False
         return True
 
+    def stalled(self, now: float | None = None) -> bool:
+        """True when no frame came for a while: the room is gone, `join` it again."""
+        joined = self.joined
+        if joined is None:
+            return False
+        now = self._clock() if now is None else now
+        return now - self._last_frame_at > max(STALL_S, STALL_TICKS / joined.tick_rate)
+
     def view(self, now: float | None = None) -> View[S]:
         """What to draw now (see `Lockstep.view`); needs a simulation."""
         if self.lockstep is None:
@@ -166,6 +179,7 @@ class Room(Generic[S]):
         self.joined = reply
         self.members = list(reply.members)
         self.next_tick = reply.tick
+        self._last_frame_at = self._clock()
         self.frames.clear()
         self.lockstep = None
         sim = self.sim
@@ -189,6 +203,7 @@ class Room(Generic[S]):
             if frame.tick != self.next_tick:
                 return  # re-joined instead: this frame is older than the new state
         self._apply(frame.tick, frame.inputs)
+        self._last_frame_at = self._clock()
         self.frames.append(frame)
         await self._maybe_hash(frame.tick)
 
