@@ -62,6 +62,9 @@ MAX_ROUTE_HOPS: Final = 3
 CLAIM_ATTEMPTS: Final = 3
 # Remembered locations of remote rooms (for messages other than join).
 ROUTE_CACHE_MAX: Final = 10_000
+# Rooms one node hosts at most: beyond it a join that would create a room is answered
+# `busy` (every room ticks, even an empty one, until it idles out).
+MAX_LOCAL_ROOMS: Final = 5_000
 BATTLE_ID_BYTES: Final = 8
 
 SessionLookup = Callable[[str], Any]
@@ -95,6 +98,7 @@ class RoomGateway:
         idle_s: float,
         lease_s: float,
         directory: RoomDirectory | None = None,
+        max_rooms: int = MAX_LOCAL_ROOMS,
     ) -> None:
         self.system = system
         self._sessions = sessions
@@ -103,6 +107,7 @@ class RoomGateway:
         self.idle_s = idle_s
         self.lease_s = lease_s
         self.directory = directory
+        self.max_rooms = max_rooms
         self._schedulers: TickSchedulers | None = None
         # Rooms being located, created or waited for: their messages queue here, in order.
         self._queued: dict[str, list[RoomRequest]] = {}
@@ -267,6 +272,16 @@ class RoomGateway:
             await self._tell(ref, req)
             return
         is_join = type(req.msg) is p.Join
+        if is_join and len(self.local_rooms) >= self.max_rooms:
+            await self._reply(
+                req,
+                p.Error(
+                    code=p.BUSY,
+                    message="this node hosts too many rooms; retry later",
+                    re=req.msg.id,
+                ),
+            )
+            return
         directory = self.directory
         if directory is None:
             if is_join:

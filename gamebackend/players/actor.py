@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 # A changed state is handed to the flush path at most this long after the change, so a
 # crashed node loses at most this much of a player's progress.
 SNAPSHOT_DELAY_S = 5.0
-# Rooms one player may be in at once.
-MAX_ROOMS_PER_PLAYER = 16
+# Rooms one player may be in at once (a lobby and a battle or two; every room ticks, so
+# one player must not be able to keep many alive).
+MAX_ROOMS_PER_PLAYER = 8
 _ROOM_TYPES = frozenset({p.Join, p.Leave, p.Input, p.Sync, p.Hash, p.Chat})
 
 
