@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -136,7 +137,7 @@ class NullHost:
         pass
 
 
-async def scheduler_run(shared: bool) -> dict[str, float]:
+async def scheduler_run(shared: bool, gc_freeze: bool = False) -> dict[str, float]:
     from actors import ActorSystem
     from gamebackend.rooms.actor import RoomActor, RoomState
     from gamebackend.rooms.core import Member, RoomConfig, RoomCore
@@ -156,6 +157,11 @@ async def scheduler_run(shared: bool) -> dict[str, float]:
                 await system.spawn(RoomActor, RoomState(core), host, 3600.0, name=f"room.r{i}")
             )
         await asyncio.sleep(SCHED_WARMUP_S)
+        if gc_freeze:
+            # What a server would get from gc.freeze() after start-up: the long-lived heap
+            # (rooms, actors, modules) leaves the collector's full passes.
+            gc.collect()
+            gc.freeze()
         for core in cores:
             core.metrics.jitter_s.clear()
         wakeups0 = sum(s.wakeups for s in host.schedulers.rates().values())
@@ -170,6 +176,8 @@ async def scheduler_run(shared: bool) -> dict[str, float]:
         for task in host.tasks:
             task.cancel()
         await asyncio.gather(*host.tasks, return_exceptions=True)
+    if gc_freeze:
+        gc.unfreeze()
     return {
         "cpu_percent": 100.0 * cpu / wall,
         "jitter_p50_ms": pct(jitter, 0.50) * 1000,
@@ -181,13 +189,16 @@ async def scheduler_run(shared: bool) -> dict[str, float]:
     }
 
 
-def scheduler_part(repeats: int) -> dict[str, Any]:
+def scheduler_part(repeats: int, gc_freeze: bool) -> dict[str, Any]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gamebackend.settings")
-    runs: dict[str, list[dict[str, float]]] = {"scheduler": [], "task per room": []}
+    variants = [("scheduler", True, False), ("task per room", False, False)]
+    if gc_freeze:
+        variants.append(("scheduler, gc.freeze()", True, True))
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in variants}
     for i in range(repeats):
-        for name, shared in (("scheduler", True), ("task per room", False)):
+        for name, shared, freeze in variants:
             log(f"scheduler part: {name}, repeat {i + 1}/{repeats}")
-            runs[name].append(asyncio.run(scheduler_run(shared)))
+            runs[name].append(asyncio.run(scheduler_run(shared, freeze)))
     medians = {
         name: {key: statistics.median(r[key] for r in results) for key in results[0]}
         for name, results in runs.items()
@@ -430,6 +441,12 @@ def report(sched: dict[str, Any] | None, e2e: list[dict[str, Any]] | None) -> No
         print(f"| ticks closed per second | {s['ticks_per_s']:.0f} | {b['ticks_per_s']:.0f} | "
               f"{SCHED_ROOMS * RATE} |")  # fmt: skip
         print(f"| overruns | {s['overruns']:.0f} | {b['overruns']:.0f} | |")
+        frozen = m.get("scheduler, gc.freeze()")
+        if frozen is not None:
+            f = frozen
+            print(f"\nWith gc.freeze() after start-up (one scheduler per rate): jitter p50 / p99 "
+                  f"/ max {f['jitter_p50_ms']:.2f} / {f['jitter_p99_ms']:.2f} / "
+                  f"{f['jitter_max_ms']:.1f} ms, CPU {f['cpu_percent']:.1f} %")  # fmt: skip
     if e2e:
         print(
             f"\n## End to end: N rooms x {MEMBERS} bots at {RATE} Hz (server core 0, bots core 1)\n"
@@ -451,6 +468,9 @@ def main() -> None:
     parser.add_argument("--scheduler-only", action="store_true")
     parser.add_argument("--e2e-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=SCHED_REPEATS)
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="also run the scheduler with gc.freeze()"
+    )
     parser.add_argument("--steps", default=",".join(map(str, E2E_STEPS)))
     parser.add_argument("--step-s", type=float, default=E2E_STEP_S)
     parser.add_argument("--out", help="write the raw results as JSON here")
@@ -467,7 +487,7 @@ def main() -> None:
             bots_main(args.url, args.secret, args.bots, args.seconds, args.tag, args.server_pid)
         )
         return
-    sched = None if args.e2e_only else scheduler_part(args.repeats)
+    sched = None if args.e2e_only else scheduler_part(args.repeats, args.gc_freeze)
     e2e = None
     if not args.scheduler_only:
         e2e = e2e_part([int(n) for n in args.steps.split(",")], args.step_s)
