@@ -33,12 +33,14 @@ pytest: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL -u DJANGO_SECRET_KEY -u GAME_JWT_SECRET \
 		GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
 
-## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (about 2 minutes).
+## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (about 2 minutes),
+## the rooms one without its end-to-end part (about a minute).
 bench: $(STAMP)
 	$(BIN)/python bench/actors_bench.py
 	$(BIN)/python bench/flow_bench.py
 	$(BIN)/python bench/tickets_bench.py
 	$(BIN)/python bench/gateway_bench.py --quick
+	$(BIN)/python bench/rooms_bench.py --scheduler-only --repeats 1
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "gamebackend.health",
     "gamebackend.players",
     "gamebackend.accounts",
+    "gamebackend.rooms",
     "gamebackend.gateway",
     "gamebackend.flow",
     "console",
@@ -256,6 +257,13 @@ GAME_MAX_CONSOLE_BODY_BYTES = conf.env_int(
     "GAME_MAX_CONSOLE_BODY_BYTES", 1024 * 1024, minimum=16 * 1024
 )
 GAME_MAX_BODY_BYTES = conf.env_int("GAME_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+
+# --- Rooms (docs/ROOMS.md) -------------------------------------------------------------------
+
+# A room with no members stops after this long (its battle ends).
+GAME_ROOM_IDLE_S = conf.env_float("GAME_ROOM_IDLE_S", 30.0, minimum=0.0)
+# Cluster profile: a room's directory lease; a dead node's rooms move after at most this.
+GAME_ROOM_LEASE_S = conf.env_float("GAME_ROOM_LEASE_S", 10.0, minimum=0.3)
 
 # --- Flow control (docs/FLOW.md) ------------------------------------------------------------
 

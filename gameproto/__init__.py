@@ -1,8 +1,10 @@
 """gameproto: the game's wire contract, shared by the server, the SDKs and the load bots.
 
 Django-free and server-free: message schemas (msgspec Structs tagged by `type`), the two
-codecs, error and close codes. `gameproto.tickets` mints connect tickets for tools (it
-needs PyJWT). docs/PROTOCOL.md is the prose version of this contract.
+codecs, error and close codes, the room messages (`gameproto.rooms`) and the
+deterministic simulations clients share with the server (`gameproto.sims`).
+`gameproto.tickets` mints connect tickets for tools (it needs PyJWT). docs/PROTOCOL.md is
+the prose version of this contract.
 
     import gameproto as p
     frame = p.JSON_CODEC.encode(p.Move(x=1, y=2, id=7))
@@ -33,6 +35,8 @@ from gameproto.codes import (
     INVALID,
     MAX_ID_LENGTH,
     RATE_LIMITED,
+    ROOM_FULL,
+    SYNC_TOO_OLD,
     UNKNOWN_TYPE,
     CloseCode,
 )
@@ -56,6 +60,24 @@ from gameproto.messages import (
     register_client_message,
     register_server_message,
 )
+from gameproto.rooms import (
+    Chat,
+    ChatMessage,
+    Desync,
+    Frame,
+    FrameEntry,
+    Frames,
+    Hash,
+    Input,
+    Join,
+    Joined,
+    Leave,
+    MemberJoined,
+    MemberLeft,
+    RoomCreate,
+    RoomSnapshot,
+    Sync,
+)
 
 __all__ = [
     "ALL_CODECS",
@@ -73,23 +95,41 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MSGPACK_CODEC",
     "RATE_LIMITED",
+    "ROOM_FULL",
+    "SYNC_TOO_OLD",
     "UNKNOWN_TYPE",
     "Ack",
+    "Chat",
+    "ChatMessage",
     "ClientMessage",
     "CloseCode",
     "Codec",
+    "Desync",
     "Error",
+    "Frame",
+    "FrameEntry",
+    "Frames",
+    "Hash",
+    "Input",
+    "Join",
+    "Joined",
+    "Leave",
+    "MemberJoined",
+    "MemberLeft",
     "Move",
     "Ok",
     "Ping",
     "Pong",
     "ProtocolError",
     "RequestId",
+    "RoomCreate",
+    "RoomSnapshot",
     "ServerMessage",
     "ServerPing",
     "ServerPong",
     "State",
     "StateReq",
+    "Sync",
     "Welcome",
     "decode_client",
     "decode_generic",

@@ -133,8 +133,9 @@ def negotiate(offered_subprotocols: Sequence[str]) -> Codec | None:
     return None
 
 
-# msgspec puts the failing location at the end: "... - at `$.x`" / "... - at `$.x[0]`".
-_PATH_RE: Final = _re.compile(r" - at `\$\.([^`.\[]+)")
+# msgspec puts the failing location at the end: "... - at `$.x`" / "... - at `$.x[0]`" /
+# "... - at `$.create.tick_rate`"; a nested field is named by its dotted path.
+_PATH_RE: Final = _re.compile(r" - at `\$\.([^`\[]+)")
 _MISSING_RE: Final = _re.compile(r"missing required field `([^`]+)`")
 # Everything msgspec (or the interpreter, for pathological nesting) raises on bad input.
 _DECODE_FAILURES: Final = (msgspec.MsgspecError, RecursionError, ValueError, TypeError)

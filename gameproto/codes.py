@@ -17,6 +17,8 @@ __all__ = [
     "INVALID",
     "MAX_ID_LENGTH",
     "RATE_LIMITED",
+    "ROOM_FULL",
+    "SYNC_TOO_OLD",
     "UNKNOWN_TYPE",
     "CloseCode",
 ]
@@ -37,9 +39,14 @@ RATE_LIMITED: Final = "rate_limited"
 BUSY: Final = "busy"
 INTERNAL: Final = "internal"
 CIRCUIT_OPEN: Final = "circuit_open"
+ROOM_FULL: Final = "room_full"  # a join to a room that has max_players members
+SYNC_TOO_OLD: Final = "sync_too_old"  # a sync from a tick no longer in the room's history
 ERROR_CODES: Final = frozenset(
-    {BAD_MESSAGE, UNKNOWN_TYPE, INVALID, RATE_LIMITED, BUSY, INTERNAL, CIRCUIT_OPEN}
-)
+    {
+        BAD_MESSAGE, UNKNOWN_TYPE, INVALID, RATE_LIMITED, BUSY, INTERNAL, CIRCUIT_OPEN,
+        ROOM_FULL, SYNC_TOO_OLD,
+    }
+)  # fmt: skip
 
 
 class CloseCode(enum.IntEnum):

@@ -12,7 +12,7 @@ STAFF_VIEWERS_GROUP = "staff-viewers"
 OPERATOR_MODELS = ("ratelimitrule", "breakerrule")
 # (app label, permission codename) beyond the flow rules.
 OPERATOR_PERMISSIONS = (("accounts", "change_account"), ("accounts", "delete_loginlockout"))
-VIEWABLE_APPS = ("flow", "players", "health", "accounts")
+VIEWABLE_APPS = ("flow", "players", "health", "accounts", "rooms")
 
 
 def ensure_console_groups(**kwargs: Any) -> None:

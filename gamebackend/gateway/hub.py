@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import gameproto as p
 from actors import PID, ActorRef, ActorSystem
@@ -32,6 +32,9 @@ from gamebackend.players.actor import (
 )
 from gamebackend.players.ports import PlayerSession
 from gamebackend.players.state import PlayerRecord
+
+if TYPE_CHECKING:
+    from gamebackend.gateway.rooms import RoomGateway
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,8 @@ class Hub:
         self._load_record = load_record
         self._presence_layer = presence_layer
         self.directory = directory
+        # Room messages go here (set by the runtime; see gateway/rooms.py).
+        self.rooms: RoomGateway | None = None
         self.sessions: dict[str, Session] = {}
         self.by_player: dict[str, Session] = {}
         self.connections: set[Connection] = set()
@@ -212,6 +217,14 @@ class Hub:
         assert isinstance(session, Session)
         if session.conn is None and session.detach_epoch == epoch and not session.ended:
             self._end(session)
+
+    async def room_message(self, player_id: str, session_id: str, msg: p.ClientMessage) -> None:
+        if self.rooms is not None:
+            await self.rooms.room_message(player_id, session_id, msg)
+
+    async def left_rooms(self, player_id: str, rooms: Sequence[str]) -> None:
+        if self.rooms is not None:
+            await self.rooms.left_rooms(player_id, rooms)
 
     def _spawn_close(self, conn: Connection, reason: str) -> None:
         # Called from an actor handler, which must not wait on a socket: the close is a

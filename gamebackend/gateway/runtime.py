@@ -1,6 +1,7 @@
 """The node's gateway runtime: one per process, created on the serving event loop.
 
-It owns the actor system, the hub, the heartbeat task and the state flusher; the server
+It owns the actor system, the hub, the room gateway, the heartbeat task and the state and
+replay flushers; the server
 calls ``runtime_shutdown`` before Daphne cancels the connections (see gamebackend/server.py).
 """
 
@@ -11,6 +12,7 @@ import contextlib
 import contextvars
 import logging
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -20,10 +22,14 @@ from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
 from gamebackend.gateway.replay import DurableReplayStore, RedisReplayStore
+from gamebackend.gateway.rooms import RoomGateway
 from gamebackend.gateway.tickets import ReplayStore
 from gamebackend.players.flush import StateFlusher
 from gamebackend.players.services import player_record_load
 from gamebackend.players.state import PlayerRecord
+from gamebackend.rooms.directory import RoomDirectory
+from gamebackend.rooms.flush import ReplayFlusher
+from gamebackend.rooms.selectors import RestoredBattle, battle_restore
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +52,24 @@ class Runtime:
         # the flusher keeps the states until it is back.
         breakers = self.flow.enforcement.breakers
         self.flusher = StateFlusher(guard=breakers.breaker("celery.enqueue").call)
+        self.replay_flusher = ReplayFlusher(guard=breakers.breaker("celery.enqueue").call)
         self.replay_store: ReplayStore
         directory: PlayerDirectory | None = None
+        room_directory: RoomDirectory | None = None
         if not settings.REDIS_URL:
             # Used tickets outlive a restart of the node (see DurableReplayStore).
             self.replay_store = DurableReplayStore(settings.GAME_VAR_DIR / TICKET_JOURNAL_FILE)
         else:
             import redis.asyncio as aioredis
 
-            # Tickets' jti and the player directory are cluster-wide: they live in Redis.
+            # Tickets' jti and the player and room directories are cluster-wide: they
+            # live in Redis.
             client = aioredis.from_url(settings.REDIS_URL)
             self.replay_store = RedisReplayStore(client)
             directory = PlayerDirectory(client, settings.GAME_NODE_ID)
+            room_directory = RoomDirectory(
+                client, settings.GAME_NODE_ID, settings.GAME_ROOM_LEASE_S
+            )
         self.hub = Hub(
             system=self.system,
             heartbeat=self.heartbeat,
@@ -68,13 +80,29 @@ class Runtime:
             presence_layer=get_channel_layer(),
             directory=directory,
         )
+        self.rooms = RoomGateway(
+            system=self.system,
+            sessions=self.hub.by_player.get,
+            persist=self.replay_flusher.add,
+            load_battle=_load_battle,
+            idle_s=settings.GAME_ROOM_IDLE_S,
+            lease_s=settings.GAME_ROOM_LEASE_S,
+            directory=room_directory,
+        )
+        self.hub.rooms = self.rooms
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._rooms_task: asyncio.Task[None] | None = None
         self._closed = False
 
     def start(self) -> None:
         self.flusher.start()
         if isinstance(self.replay_store, DurableReplayStore):
             self.replay_store.start()
+        self.replay_flusher.start()
+        # The node's `rooms` actor, then the room lease renewals (cluster profile).
+        self._rooms_task = asyncio.get_running_loop().create_task(  # owned by Runtime
+            self.rooms.run(), name="rooms", context=contextvars.Context()
+        )
         # A fresh context: the first caller may be a request whose context must not leak
         # into a task that lives as long as the process.
         self._heartbeat_task = asyncio.get_running_loop().create_task(  # owned by Runtime
@@ -86,18 +114,27 @@ class Runtime:
             return
         self._closed = True
         await self.hub.shutdown(timeout)
+        await self.rooms.close()
         await self.flusher.close()
         await self.replay_store.close()
+        await self.replay_flusher.close()
         await self.flow.close()
-        task, self._heartbeat_task = self._heartbeat_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for name in ("_heartbeat_task", "_rooms_task"):
+            task = getattr(self, name)
+            setattr(self, name, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def _load_record(player_id: str) -> PlayerRecord:
     return await player_record_load(player_id=player_id)
+
+
+async def _load_battle(battle_id: str) -> RestoredBattle | None:
+    # A database read plus re-running the simulation: in a thread, off the event loop.
+    return await sync_to_async(battle_restore, thread_sensitive=False)(battle_id=battle_id)
 
 
 _runtime: Runtime | None = None

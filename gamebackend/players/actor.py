@@ -3,6 +3,10 @@
 Handlers do memory work only: they make a new state version, emit messages to the
 player's session (a buffered, non-blocking socket write) and hand the version to the
 host's batched flush path. The host (``ports.PlayerHost``) is injected by the gateway.
+
+Room messages pass through here on their way to the room (docs/ARCHITECTURE.md): the actor
+keeps the rooms the player joined, answers messages for other rooms ``invalid`` itself,
+and leaves every room when the player's session ends.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ logger = logging.getLogger(__name__)
 # A changed state is handed to the flush path at most this long after the change, so a
 # crashed node loses at most this much of a player's progress.
 SNAPSHOT_DELAY_S = 5.0
+# Rooms one player may be in at once (a lobby and a battle or two; every room ticks, so
+# one player must not be able to keep many alive).
+MAX_ROOMS_PER_PLAYER = 8
+_ROOM_TYPES = frozenset({p.Join, p.Leave, p.Input, p.Sync, p.Hash, p.Chat})
 
 
 def player_decider(exc: BaseException) -> Directive:
@@ -47,12 +55,14 @@ def actor_name(player_id: str) -> str:
 class PlayerState:
     """Shared by an actor and its restarted successors (same object): a restart keeps it."""
 
-    __slots__ = ("dirty", "record", "session")
+    __slots__ = ("dirty", "record", "rooms", "session")
 
     def __init__(self, record: PlayerRecord) -> None:
         self.record = record
         self.dirty = False
         self.session: PlayerSession | None = None
+        # Rooms the player joined (or asked to join), in join order.
+        self.rooms: dict[str, None] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +122,18 @@ class PlayerActor(Actor):
                 state.record = record.moved(msg.x, msg.y)
                 self._changed()
             await self._emit_state(msg.id)
+        elif kind in _ROOM_TYPES:
+            await self._room_message(msg)
         elif kind is p.StateReq:
             await self._emit_state(msg.id)
         elif kind is Attach:
             self._cancel_grace()
-            state.session = msg.session
+            previous, state.session = state.session, msg.session
             if msg.fresh:
+                if previous is not None and previous is not msg.session:
+                    # A new session replaced the one that joined: its rooms are left (the
+                    # client re-joins on `resumed: false`).
+                    await self._leave_rooms()
                 await self._emit_state(None)
         elif kind is Detached:
             self._detached(msg)
@@ -153,6 +169,7 @@ class PlayerActor(Actor):
 
     async def on_stop(self) -> None:
         self._cancel_grace()
+        await self._leave_rooms()
         self.state.dirty = True
         self._flush()
         await self.host.stopped(self.state.record)  # last: see Hub.stopped
@@ -163,6 +180,43 @@ class PlayerActor(Actor):
             self.host.moved(session, msg.to_node)
         self.stop()
         return self.state.record
+
+    async def _room_message(self, msg: Any) -> None:
+        state = self.state
+        session = state.session
+        if session is None:
+            return
+        rooms = state.rooms
+        room = msg.room
+        kind = type(msg)
+        if kind is p.Join:
+            if room not in rooms:
+                if len(rooms) >= MAX_ROOMS_PER_PLAYER:
+                    await session.emit(
+                        p.Error(
+                            code=p.INVALID,
+                            message=f"already in {MAX_ROOMS_PER_PLAYER} rooms; leave one first",
+                            field="room",
+                            re=msg.id,
+                        )
+                    )
+                    return
+                rooms[room] = None
+        elif room not in rooms:
+            await session.emit(
+                p.Error(code=p.INVALID, message=f"not in room {room}", field="room", re=msg.id)
+            )
+            return
+        elif kind is p.Leave:
+            del rooms[room]
+        await self.host.room_message(state.record.player_id, session.session_id, msg)
+
+    async def _leave_rooms(self) -> None:
+        rooms = self.state.rooms
+        if rooms:
+            left = list(rooms)
+            rooms.clear()
+            await self.host.left_rooms(self.state.record.player_id, left)
 
     def _detached(self, msg: Detached) -> None:
         if msg.session is self.state.session:

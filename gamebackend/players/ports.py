@@ -6,16 +6,22 @@ and tells it ``Attach``/``Detached`` with objects that are ``PlayerSession``s.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from gamebackend.players.state import PlayerRecord
-from gameproto import ServerMessage
+from gameproto import ClientMessage, ServerMessage
 
 __all__ = ["PlayerHost", "PlayerSession"]
 
 
 class PlayerSession(Protocol):
     """The player's reliable outbound stream (it outlives a single connection)."""
+
+    @property
+    def session_id(self) -> str:
+        """Names the stream: rooms deliver to the session that joined them."""
+        ...
 
     async def emit(self, msg: ServerMessage) -> None:
         """Number ``msg``, keep it until acknowledged, write it if connected; never raises."""
@@ -37,4 +43,12 @@ class PlayerHost(Protocol):
 
     async def stopped(self, record: PlayerRecord) -> None:
         """The actor stopped with ``record`` as the last state: remember it, announce offline."""
+        ...
+
+    async def room_message(self, player_id: str, session_id: str, msg: ClientMessage) -> None:
+        """Pass a room message (join, leave, input, sync, hash, chat) on to its room."""
+        ...
+
+    async def left_rooms(self, player_id: str, rooms: Sequence[str]) -> None:
+        """The player's session ended: leave these rooms without an answer."""
         ...
