@@ -22,6 +22,9 @@ GENERATED_KEYS_FILE = "secrets.json"
 PRIVATE_FILE_MODE = 0o600
 # Django's check --deploy wants at least 50 characters with 5 distinct ones.
 GENERATED_SECRET_BYTES = 48
+# The node's ASGI servers (GAME_SERVER); the first is the default, chosen by measurement
+# (docs/BENCHMARKS.md).
+SERVERS = ("uvicorn", "daphne")
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -89,6 +92,15 @@ def parse_bind() -> Bind:
     if not 0 <= port <= 65535:
         raise ImproperlyConfigured(f"port out of range: {port}")
     return Bind(host=host.strip("[]"), port=port)
+
+
+def server_choice() -> str:
+    """``GAME_SERVER``: which ASGI server runs the node (read before Django is set up)."""
+    value = env_str("GAME_SERVER", SERVERS[0]).lower()
+    if value not in SERVERS:
+        choices = ", ".join(SERVERS)
+        raise ImproperlyConfigured(f"GAME_SERVER must be one of {choices}, got {value!r}")
+    return value
 
 
 def default_node_id(bind: Bind) -> str:

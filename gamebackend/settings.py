@@ -232,6 +232,14 @@ GAME_ALLOW_GUESTS = conf.env_bool("GAME_ALLOW_GUESTS", not GAME_CLUSTER)
 GAME_SHUTDOWN_TIMEOUT_S = conf.env_float("GAME_SHUTDOWN_TIMEOUT_S", 6.0, minimum=0.0)
 GAME_ACCESS_LOG = conf.env_bool("GAME_ACCESS_LOG", True)
 
+# --- The node's server (gamebackend/server/) ------------------------------------------------
+
+GAME_SERVER = conf.server_choice()
+# A connection must complete each request head (and a WebSocket its upgrade) within this.
+GAME_HANDSHAKE_TIMEOUT_S = conf.env_float("GAME_HANDSHAKE_TIMEOUT_S", 10.0, minimum=0.1)
+# Concurrent TCP connections from one client address (trusted proxies are exempt).
+GAME_MAX_CONNS_PER_IP = conf.env_int("GAME_MAX_CONNS_PER_IP", 64, minimum=1)
+
 # --- Flow control (docs/FLOW.md) ------------------------------------------------------------
 
 # Rate limits at the gateway and the auth API; off only for benchmarks' baselines.

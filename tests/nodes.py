@@ -1,4 +1,7 @@
-"""A real Daphne node (``python -m gamebackend.server``) for end-to-end gateway tests."""
+"""A real node (``python -m gamebackend.server``) for end-to-end gateway tests.
+
+It runs the node's default server (uvicorn) unless the test passes ``GAME_SERVER``.
+"""
 
 from __future__ import annotations
 
@@ -79,7 +82,7 @@ def start_node(
     manage(node_env, "migrate", "--noinput")
     for rule in [TEST_CONNECT_RULE] if rules is None else rules:
         manage(node_env, "flowrule", *rule)
-    log_path = var_dir / "daphne.log"
+    log_path = var_dir / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gamebackend.server"],

@@ -7,6 +7,7 @@ non-blocking ``tell``; what the actor emits reaches the socket through the sessi
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -21,6 +22,13 @@ from django.conf import settings
 import gameproto as p
 from actors import ActorRef, MailboxFull
 from gamebackend.flow.admission import admit
+from gamebackend.gateway.asgi_ext import (
+    DEFER_PINGS_KEY,
+    DENIAL_EXTENSION,
+    PING_EVENT,
+    PING_EXTENSION,
+    PONG_EVENT,
+)
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
 from gamebackend.gateway.tickets import TicketRejected, check_ticket
@@ -50,6 +58,9 @@ def resource_of(kind: type) -> str:
     return name
 
 
+# A close frame's reason is at most 123 bytes (RFC 6455: 125 minus the code).
+MAX_CLOSE_REASON_BYTES = 123
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _BAD_FRAME_CODES = frozenset({p.BAD_MESSAGE, p.INVALID, p.UNKNOWN_TYPE})
 # Channels' alias for "no channel layer": the consumer must not open a per-connection
 # channel-layer receive loop (remote traffic goes to the node's actor system instead).
@@ -131,22 +142,33 @@ class GameConsumer(AsyncConsumer):
         elif kind == "websocket.disconnect":
             self._disconnected(int(message.get("code", 1006)))
             raise StopConsumer
+        elif kind == PING_EVENT:
+            await self._protocol_ping(message["bytes"])
         else:
             raise ValueError(f"unexpected ASGI message {kind!r}")
 
     # -- connect -------------------------------------------------------------------------
 
-    async def _refuse(self, reason: str) -> None:
-        # Closing before accept makes Daphne answer the upgrade with HTTP 403.
+    async def _refuse(self, code: str, message: str) -> None:
+        """Refuse the upgrade before accepting: HTTP 403, with a JSON body naming ``code``
+        where the server supports the denial-response extension (docs/PROTOCOL.md)."""
         client = self.scope.get("client") or ("?", 0)
-        logger.info("ws upgrade from %s refused: %s", client[0], reason)
-        await self.base_send({"type": "websocket.close"})
+        logger.info("ws upgrade from %s refused: %s", client[0], code)
+        if DENIAL_EXTENSION not in (self.scope.get("extensions") or {}):
+            # Closing before accept makes the server answer the upgrade with a bare 403.
+            await self.base_send({"type": "websocket.close"})
+            return
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        await self.base_send(
+            {"type": "websocket.http.response.start", "status": 403, "headers": _JSON_HEADERS}
+        )
+        await self.base_send({"type": "websocket.http.response.body", "body": body})
 
     async def _connect(self) -> None:
         runtime = get_runtime()
         hub = runtime.hub
         if not hub.accepting:
-            return await self._refuse("shutting down")
+            return await self._refuse(p.REFUSED_SHUTTING_DOWN, "the server is shutting down")
         client = self.scope.get("client") or ("", 0)
         self._ip = str(client[0] or "")
         # Checked per IP before the ticket, so floods of bad tickets spend tokens too.
@@ -159,10 +181,12 @@ class GameConsumer(AsyncConsumer):
             )
         origin = _origin(self.scope)
         if origin is not None and origin not in settings.GAME_ALLOWED_ORIGINS:
-            return await self._refuse("origin not allowed")
+            return await self._refuse(p.REFUSED_ORIGIN, "this Origin may not connect")
         codec = p.negotiate(self.scope.get("subprotocols") or [])
         if codec is None:
-            return await self._refuse("no supported subprotocol")
+            return await self._refuse(
+                p.REFUSED_SUBPROTOCOL, f"offer one of: {', '.join(p.SUBPROTOCOLS)}"
+            )
         query = _query(self.scope)
         try:
             claims = await check_ticket(
@@ -172,7 +196,9 @@ class GameConsumer(AsyncConsumer):
                 max_age_s=settings.GAME_TICKET_MAX_AGE_S,
             )
         except TicketRejected as exc:
-            return await self._refuse(f"ticket {exc.reason}")
+            return await self._refuse(
+                p.ticket_refusal(exc.reason), f"ticket refused ({exc.reason}); get a fresh one"
+            )
         resume_id = query.get("resume") or None
         last_seq: int | None = None
         if resume_id is not None:
@@ -195,9 +221,14 @@ class GameConsumer(AsyncConsumer):
         self.session = session
         self.actor = actor
         offered = self.scope.get("subprotocols") or []
-        await self.base_send(
-            {"type": "websocket.accept", "subprotocol": codec.name if offered else None}
-        )
+        accept: dict[str, Any] = {
+            "type": "websocket.accept",
+            "subprotocol": codec.name if offered else None,
+        }
+        if PING_EXTENSION in (self.scope.get("extensions") or {}):
+            # Protocol-level pings come to us, to be counted against ws.control.
+            accept[DEFER_PINGS_KEY] = True
+        await self.base_send(accept)
         await self.write(
             p.Welcome(
                 session_id=session.session_id,
@@ -266,12 +297,26 @@ class GameConsumer(AsyncConsumer):
                     p.Error(code=p.BUSY, message="the player is busy; retry shortly", re=msg.id)
                 )
 
+    async def _protocol_ping(self, payload: bytes) -> None:
+        """A WebSocket ping frame: answered like an application ping, within ws.control."""
+        session = self.session
+        if session is None:
+            return
+        decision = await admit(CONTROL_RESOURCE, player=session.player_id, ip=self._ip)
+        if decision.rejected:
+            await self._rate_limited(session, None, decision.retry_after_ms)
+            return
+        try:
+            await self.base_send({"type": PONG_EVENT, "bytes": payload})
+        except Exception as exc:  # closing under us, as in write()
+            logger.debug("pong to a closing connection dropped: %r", exc)
+
     async def _rate_limited(self, session: Session, msg: Any, retry_after_ms: int) -> None:
         await session.emit(
             p.Error(
                 code=p.RATE_LIMITED,
                 message="too many messages; slow down",
-                re=msg.id,
+                re=None if msg is None else msg.id,
                 retry_after_ms=retry_after_ms,
             )
         )
@@ -307,6 +352,8 @@ class GameConsumer(AsyncConsumer):
         if self._server_close is not None:
             return
         self._server_close = code
+        raw = reason.encode()[:MAX_CLOSE_REASON_BYTES]
+        reason = raw.decode(errors="ignore")  # never split a character
         await self.base_send({"type": "websocket.close", "code": int(code), "reason": reason})
 
     async def heartbeat_ping(self, ts: int) -> None:

@@ -1,7 +1,7 @@
 """The node's gateway runtime: one per process, created on the serving event loop.
 
 It owns the actor system, the hub, the heartbeat task and the state flusher; the server
-calls ``runtime_shutdown`` before Daphne cancels the connections (see gamebackend/server.py).
+calls ``runtime_shutdown`` before it closes what is left (see gamebackend/server/lifecycle.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Run one node: migrate, ensure the operator account, then Daphne and a Celery worker.
+"""Run one node: migrate, ensure the operator account, then the server and a Celery worker.
 
 One supervising command so that ``make run`` is one process to start and one to stop:
 SIGINT/SIGTERM to it stops both children (SIGTERM, then SIGKILL after a grace period),
@@ -28,7 +28,7 @@ CHILD_POLL_S = 0.5
 
 
 class Command(BaseCommand):
-    help = "Run this node: migrations, operator account, Daphne and a Celery worker."
+    help = "Run this node: migrations, operator account, the ASGI server and a Celery worker."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(

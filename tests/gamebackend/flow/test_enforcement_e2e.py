@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from gamebackend.flow.rulesync import SYNC_POLL_S
 from tests.gateway.wsclient import Raw
 from tests.nodes import Node, NodeFactory
-from gamebackend.flow.rulesync import SYNC_POLL_S
 from tests.procs import (
     ADMIN_PASSWORD,
     HTTP_TIMEOUT_S,
