@@ -7,6 +7,7 @@ tested without a server; this module only wires it to a `websockets` connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -27,6 +28,7 @@ from gameproto import (
     ClientMessage,
     CloseCode,
     Codec,
+    Ping,
     Pong,
     ProtocolError,
     ServerMessage,
@@ -70,8 +72,10 @@ class _RedactTickets(logging.Filter):
 _wire_logger = logging.getLogger("gameclient.websockets")
 _wire_logger.addFilter(_RedactTickets())
 
-# Contract: cumulative acks at least every 100 ms while messages arrive.
-ACK_INTERVAL_S: Final = 0.1
+# Lazy acks (docs/PROTOCOL.md): an ack rides on the next message the app sends; without
+# one, a separate ack frame goes this long after the first unacked message (or at once
+# when ACK_BATCH_MAX are unacked). Well inside the server's resume and outbox limits.
+ACK_INTERVAL_S: Final = 0.25
 DEFAULT_REQUEST_TIMEOUT_S: Final = 10.0
 OPEN_TIMEOUT_S: Final = 10.0  # TCP + TLS + HTTP upgrade
 WELCOME_TIMEOUT_S: Final = 10.0  # the server sends welcome right after accept
@@ -135,7 +139,8 @@ class GameClient:
         self._stream = InboundStream()
         self._pending = PendingRequests()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._ack_wakeup = asyncio.Event()
+        self._ack_wakeup = asyncio.Event()  # a first message is unacked
+        self._ack_urgent = asyncio.Event()  # ACK_BATCH_MAX messages are unacked
         # Set and replaced on every connect/disconnect/close, so waiters re-check state.
         self._changed = asyncio.Event()
         self._closed = asyncio.Event()
@@ -327,7 +332,7 @@ class GameClient:
         tasks = [
             asyncio.create_task(self._read_loop(ws)),  # owned by _run_connection
             asyncio.create_task(self._ack_loop(ws)),  # owned by _run_connection
-            asyncio.create_task(self._watchdog()),  # owned by _run_connection
+            asyncio.create_task(self._watchdog(ws)),  # owned by _run_connection
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -346,7 +351,7 @@ class GameClient:
             return CloseCode.NORMAL
         watchdog = tasks[2]
         if watchdog.done() and not watchdog.cancelled():
-            logger.info("no server ping within the heartbeat window; reconnecting")
+            logger.info("nothing from the server within the heartbeat window; reconnecting")
             return CloseCode.HEARTBEAT_TIMEOUT
         for task in tasks:
             exc = None if task.cancelled() else task.exception()
@@ -368,14 +373,14 @@ class GameClient:
             return
 
     async def _handle_frame(self, ws: ClientConnection, frame: str | bytes) -> None:
+        assert self._heartbeat is not None  # set by the welcome before this loop
+        self._heartbeat.on_frame(self._clock())  # any frame proves the server alive
         try:
             msg = self._decode(frame)
         except ProtocolError as exc:
             self._handle_undecodable(frame, exc)
             return
         if isinstance(msg, ServerPing):
-            assert self._heartbeat is not None  # set by the welcome before this loop
-            self._heartbeat.on_ping(self._clock())
             await ws.send(self._wire_codec.encode(Pong(ts=msg.ts)))
             return
         if isinstance(msg, Welcome):
@@ -385,7 +390,7 @@ class GameClient:
         if seq is not None:
             if not self._stream.accept(seq):
                 return  # duplicate after a resume: the app already has it
-            self._ack_wakeup.set()
+            self._ack_due()
         re = getattr(msg, "re", None)
         if re is not None and self._pending.resolve(re, msg):
             return
@@ -398,12 +403,17 @@ class GameClient:
         if seq is not None:
             if not self._stream.accept(seq):
                 return
-            self._ack_wakeup.set()
+            self._ack_due()
         if exc.code != UNKNOWN_TYPE:
             logger.warning("dropping an undecodable server message: %s", exc.code)
             return
         body = decode_generic(self._wire_codec, text, data)
         self._inbox.put_nowait(UnknownMessage(type=body["type"], seq=seq, body=body))
+
+    def _ack_due(self) -> None:
+        self._ack_wakeup.set()
+        if self._stream.ack_urgent():
+            self._ack_urgent.set()
 
     async def _ack_loop(self, ws: ClientConnection) -> None:
         stream = self._stream
@@ -411,7 +421,11 @@ class GameClient:
             await self._ack_wakeup.wait()
             self._ack_wakeup.clear()
             if not stream.ack_urgent():
-                await asyncio.sleep(self._ack_interval_s)  # batch into one cumulative ack
+                # One cumulative ack for everything that arrives meanwhile, unless the
+                # app sends something first (which carries it) or too many pile up.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ack_urgent.wait(), self._ack_interval_s)
+            self._ack_urgent.clear()
             seq = stream.take_ack()
             if seq is not None:
                 try:
@@ -419,15 +433,24 @@ class GameClient:
                 except ConnectionClosed:
                     return
 
-    async def _watchdog(self) -> None:
-        """Returns (ending the connection) when the server's pings stopped."""
+    async def _watchdog(self, ws: ClientConnection) -> None:
+        """Pings a silent server once per interval; returns (ending the connection) when
+        nothing arrived from it for the heartbeat window."""
         heartbeat = self._heartbeat
         assert heartbeat is not None
         while True:
-            remaining = heartbeat.deadline - self._clock()
-            if remaining <= 0:
+            now = self._clock()
+            if heartbeat.is_dead(now):
                 return
-            await asyncio.sleep(remaining)  # deadline moves as pings arrive; re-check
+            if heartbeat.ping_due(now):
+                heartbeat.on_ping_sent(now)
+                try:
+                    await ws.send(self._wire_codec.encode(Ping(ts=time.time() * 1000.0)))
+                except ConnectionClosed:
+                    return  # the read loop sees the close too
+                continue
+            # Both times move as frames arrive and pings go out: re-check after sleeping.
+            await asyncio.sleep(min(heartbeat.deadline, heartbeat.ping_at) - now)
 
     # --- helpers -------------------------------------------------------------------------
 

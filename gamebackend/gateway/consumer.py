@@ -108,6 +108,7 @@ class GameConsumer(AsyncConsumer):
     hb_slot = 0
     hb_outstanding = 0
     hb_last_ts = 0
+    hb_alive = False
     # Created on a connection's first bad frame / rejection: most never have one.
     _bad: EventWindow | None = None
     _abuse: EventWindow | None = None
@@ -252,6 +253,7 @@ class GameConsumer(AsyncConsumer):
         session = self.session
         if session is None:
             return
+        self.hb_alive = True  # any frame proves the client alive: no heartbeat ping due
         try:
             msg = p.decode_client(self.codec, text, data, world_size=settings.GAME_WORLD_SIZE)
         except p.ProtocolError as exc:
@@ -302,6 +304,7 @@ class GameConsumer(AsyncConsumer):
         session = self.session
         if session is None:
             return
+        self.hb_alive = True
         decision = await admit(CONTROL_RESOURCE, player=session.player_id, ip=self._ip)
         if decision.rejected:
             await self._rate_limited(session, None, decision.retry_after_ms)

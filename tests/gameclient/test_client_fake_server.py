@@ -31,10 +31,12 @@ from gameproto import (
     Error,
     Move,
     Ok,
+    Ping,
     Pong,
     ProtocolError,
     ServerMessage,
     ServerPing,
+    ServerPong,
     State,
     StateReq,
     Welcome,
@@ -74,6 +76,7 @@ class FakeGateway:
         self.reject_next = 0  # refuse this many upgrades with 403
         self.forget_sessions = False  # resume attempts get resumed:false
         self.replay_from_acked = True  # on resume re-send everything un-acked (dupes)
+        self.answer_pings = False  # answer client pings with pong (the real gateway does)
         self._ids = itertools.count(1)
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -163,6 +166,8 @@ class FakeGateway:
             await self.push(ws, conn, session, x=msg.x, y=msg.y, rev=session.rev, re=msg.id)
         elif isinstance(msg, StateReq):
             await self.push(ws, conn, session, x=0.0, y=0.0, rev=session.rev, re=msg.id)
+        elif isinstance(msg, Ping) and self.answer_pings:
+            await self.send(ws, conn, ServerPong(ts=msg.ts))
 
 
 @pytest.fixture
@@ -341,6 +346,20 @@ async def test_heartbeat_timeout_reconnects(gateway: tuple[FakeGateway, str]) ->
         await eventually(lambda: len(fake.conns) >= 2)
         await eventually(lambda: fake.conns[0].close_code == CloseCode.HEARTBEAT_TIMEOUT)
         assert fake.conns[1].params["resume"] == "s1"
+
+
+async def test_a_silent_server_is_pinged_and_its_pong_keeps_the_connection(
+    gateway: tuple[FakeGateway, str],
+) -> None:
+    fake, url = gateway
+    fake.heartbeat_s = 0.05  # the fake never pings, but answers the client's pings
+    fake.answer_pings = True
+    _, provider = tickets()
+    async with GameClient(url, provider, backoff=fast_backoff()):
+        # Ten intervals: three times the window after which silence means dead.
+        await eventually(lambda: sum(isinstance(m, Ping) for m in fake.conns[0].received) >= 10)
+        assert len(fake.conns) == 1
+        assert fake.conns[0].close_code is None
 
 
 async def test_initial_connect_failure_propagates(gateway: tuple[FakeGateway, str]) -> None:
