@@ -33,7 +33,7 @@ class Clock:
 def open_bot() -> tuple[Engine, Bot, Transport, Clock]:
     engine = Engine(Config(url="ws://127.0.0.1:1/ws/game/", players=1))
     clock = Clock()
-    engine.loop = type("Loop", (), {"time": staticmethod(clock)})()  # type: ignore[assignment]
+    engine.loop = type("Loop", (), {"time": staticmethod(clock)})()
     bot = Bot(engine, "127.0.0.1", 1, "/ws/game/")
     transport = Transport()
     bot.transport = transport  # type: ignore[assignment]
