@@ -110,6 +110,18 @@ def default_node_id(bind: Bind) -> str:
     return f"game@{host}:{bind.port}"
 
 
+def process_node_id(node_id: str, index: int, processes: int) -> str:
+    """The node id of server process ``index`` of ``processes`` on one node.
+
+    Each process has its own actor system, so each needs its own address in PIDs:
+    ``game@host:port`` becomes ``game.p0@host:port``, ``game.p1@host:port``, ...
+    """
+    if processes <= 1:
+        return node_id
+    name, at, rest = node_id.partition("@")
+    return f"{name}.p{index}{at}{rest}"
+
+
 def var_dir() -> Path:
     path = Path(env_str("GAME_VAR_DIR", str(BASE_DIR / "var"))).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,15 @@ GAME_JWT_SECRET = conf.resolve_secret(
 DEBUG = conf.env_bool("DJANGO_DEBUG", False)
 
 GAME_BIND = conf.parse_bind()
-GAME_NODE_ID = conf.env_str("GAME_NODE_ID") or conf.default_node_id(GAME_BIND)
+# Server processes of this node (``runnode --processes``) and which one this is; each
+# has its own actor system and node id (``game.p1@host:port``).
+GAME_PROCESSES = conf.env_int("GAME_PROCESSES", 1, minimum=1)
+GAME_PROCESS_INDEX = conf.env_int("GAME_PROCESS_INDEX", 0, minimum=0)
+GAME_NODE_ID = conf.process_node_id(
+    conf.env_str("GAME_NODE_ID") or conf.default_node_id(GAME_BIND),
+    GAME_PROCESS_INDEX,
+    GAME_PROCESSES,
+)
 
 ALLOWED_HOSTS = conf.csv_list(
     conf.env_str("DJANGO_ALLOWED_HOSTS", f"{GAME_BIND.host},localhost,127.0.0.1")

@@ -268,6 +268,21 @@ def build_server(application: Any, **overrides: Any) -> GameServer:
     return GameServer(Config(**options))
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other server processes of this node bind too (SO_REUSEPORT):
+    the kernel spreads incoming connections over them."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(LISTEN_BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
 def main() -> None:
     """Serve the node (Django is set up: ``gamebackend.server.main`` did it)."""
     from gamebackend.asgi import application
@@ -278,4 +293,8 @@ def main() -> None:
         settings.GAME_NODE_ID, settings.GAME_PROFILE, settings.GAME_BIND,
         settings.GAME_SHUTDOWN_TIMEOUT_S + SHUTDOWN_SLACK_S + UVICORN_SHUTDOWN_S,
     )  # fmt: skip
-    build_server(application).run()
+    sockets = None
+    if settings.GAME_PROCESSES > 1:
+        # One of several processes on one port (runnode --processes).
+        sockets = [reuse_port_socket(settings.GAME_BIND.host, settings.GAME_BIND.port)]
+    build_server(application).run(sockets=sockets)

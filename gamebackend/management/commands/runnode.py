@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 # Children get this long to exit after SIGTERM before they are killed; the whole stop
 # must finish within 10 s.
@@ -34,8 +34,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-setup", action="store_true", help="Do not migrate or create the operator."
         )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help="server processes on the one port (SO_REUSEPORT), each with its own actor "
+            "system; default 1, one per core with REDIS_URL (their players reach each "
+            "other through the channel layer, so more than one needs REDIS_URL)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        processes = server_processes(options["processes"])
         if not options["skip_setup"]:
             self.stdout.write("Applying migrations...")
             call_command("migrate", interactive=False, verbosity=1)
@@ -58,13 +67,15 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        children = {
-            "worker": subprocess.Popen(worker_cmd, env=env),
-            "web": subprocess.Popen(web_cmd, env=env),
-        }
+        children = {"worker": subprocess.Popen(worker_cmd, env=env)}
+        for index in range(processes):
+            name = "web" if processes == 1 else f"web{index}"
+            web_env = {**env, "GAME_PROCESSES": str(processes), "GAME_PROCESS_INDEX": str(index)}
+            children[name] = subprocess.Popen(web_cmd, env=web_env)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Node {settings.GAME_NODE_ID} ({settings.GAME_PROFILE} profile) starting.\n"
+                f"Node {settings.GAME_NODE_ID} ({settings.GAME_PROFILE} profile, "
+                f"{processes} server process{'es' if processes > 1 else ''}) starting.\n"
                 f"Console: http://{bind.host}:{bind.port}/console/  "
                 f"(readiness: http://{bind.host}:{bind.port}/readyz)"
             )
@@ -93,3 +104,19 @@ class Command(BaseCommand):
                 proc.kill()
                 proc.wait()
         self.stdout.write("Node stopped.")
+
+
+def server_processes(requested: int | None) -> int:
+    """How many server processes: as requested, else one, or one per core with Redis."""
+    if requested is None:
+        return (os.cpu_count() or 1) if settings.REDIS_URL else 1
+    if requested < 1:
+        raise CommandError("--processes must be at least 1")
+    if requested > 1 and not settings.REDIS_URL:
+        raise CommandError(
+            "--processes above 1 needs REDIS_URL: the processes reach each other's players "
+            "through the shared channel layer, which a single machine's in-process layer is not"
+        )
+    if requested > 1 and settings.GAME_SERVER != "uvicorn":
+        raise CommandError("--processes above 1 needs GAME_SERVER=uvicorn (SO_REUSEPORT)")
+    return requested
