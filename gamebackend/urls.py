@@ -9,6 +9,7 @@ from gamebackend.health import views as health_views
 urlpatterns = [
     path("healthz", health_views.healthz, name="healthz"),
     path("readyz", health_views.readyz, name="readyz"),
+    path("metrics", health_views.metrics, name="metrics"),
     path("api/auth/guest", gateway_views.guest, name="auth-guest"),
     path("api/auth/ticket", gateway_views.ticket, name="auth-ticket"),
     path("console/", admin.site.urls),

@@ -22,6 +22,7 @@ from django.conf import settings
 import gameproto as p
 from actors import ActorRef, MailboxFull
 from gamebackend.flow.admission import admit
+from gamebackend.gateway import metrics_sampler
 from gamebackend.gateway.asgi_ext import (
     DEFER_PINGS_KEY,
     DENIAL_EXTENSION,
@@ -32,6 +33,7 @@ from gamebackend.gateway.asgi_ext import (
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
 from gamebackend.gateway.tickets import TicketRejected, check_ticket
+from gamebackend.metrics import REQUEST_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,21 @@ CONNECT_RESOURCE = "ws.connect"
 CONTROL_RESOURCE = "ws.control"
 _CONTROL_TYPES = (p.Ack, p.Ping, p.Pong)
 _resources: dict[type, str] = {}
+_tags: dict[type, str] = {}
+# Requests whose reply has not been written yet, per connection, for the latency
+# histogram; past this many (a client that never reads) the oldest are forgotten.
+MAX_TIMED_REQUESTS = 1024
+_messages_in = metrics_sampler.messages_in
+_messages_out = metrics_sampler.messages_out
+_observe_request = REQUEST_SECONDS.observe
+
+
+def tag_of(kind: type) -> str:
+    """The wire ``type`` of a message class (cached)."""
+    tag = _tags.get(kind)
+    if tag is None:
+        tag = _tags[kind] = str(kind.__struct_config__.tag)  # type: ignore[attr-defined]
+    return tag
 
 
 def resource_of(kind: type) -> str:
@@ -114,6 +131,8 @@ class GameConsumer(AsyncConsumer):
     _abuse: EventWindow | None = None
     _server_close: int | None = None
     _ip = ""
+    # Request id -> when it arrived (monotonic), until its reply is written.
+    _timed: dict[Any, float] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels' AsyncConsumer.__call__ multiplexes the socket with a channel-layer
@@ -257,9 +276,18 @@ class GameConsumer(AsyncConsumer):
         try:
             msg = p.decode_client(self.codec, text, data, world_size=settings.GAME_WORLD_SIZE)
         except p.ProtocolError as exc:
+            _messages_in["bad_message"] += 1
             await self._error(session, exc.to_error())
             return
         kind = type(msg)
+        _messages_in[tag_of(kind)] += 1
+        if msg.id is not None and kind not in _CONTROL_TYPES:
+            timed = self._timed
+            if timed is None:
+                timed = self._timed = {}
+            elif len(timed) >= MAX_TIMED_REQUESTS:
+                timed.clear()
+            timed[msg.id] = time.monotonic()
         piggyback = msg.ack
         if piggyback is not None and not session.outbox.ack(piggyback):
             await self._error(
@@ -305,6 +333,7 @@ class GameConsumer(AsyncConsumer):
         if session is None:
             return
         self.hb_alive = True
+        _messages_in["ws_ping_frame"] += 1
         decision = await admit(CONTROL_RESOURCE, player=session.player_id, ip=self._ip)
         if decision.rejected:
             await self._rate_limited(session, None, decision.retry_after_ms)
@@ -342,6 +371,12 @@ class GameConsumer(AsyncConsumer):
     # -- output (used by the session, the hub and the heartbeat) -------------------------
 
     async def write(self, msg: Any) -> None:
+        _messages_out[tag_of(type(msg))] += 1
+        timed = self._timed
+        if timed:
+            started = timed.pop(getattr(msg, "re", None), None)
+            if started is not None:
+                _observe_request(time.monotonic() - started)
         key = "bytes" if self.codec.binary else "text"
         try:
             await self.base_send({"type": "websocket.send", key: self.codec.encode(msg)})

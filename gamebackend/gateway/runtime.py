@@ -19,6 +19,7 @@ from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
+from gamebackend.gateway.metrics_sampler import MetricsSampler
 from gamebackend.gateway.tickets import LocalReplayStore, RedisReplayStore
 from gamebackend.players.flush import StateFlusher
 from gamebackend.players.services import player_record_load
@@ -61,15 +62,27 @@ class Runtime:
             presence_layer=get_channel_layer(),
             directory=directory,
         )
+        self.sampler = MetricsSampler(
+            system=self.system,
+            enforcement=self.flow.enforcement,
+            flusher=self.flusher,
+            connections=lambda: len(self.hub.connections),
+            sessions=lambda: len(self.hub.sessions),
+        )
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._sampler_task: asyncio.Task[None] | None = None
         self._closed = False
 
     def start(self) -> None:
         self.flusher.start()
         # A fresh context: the first caller may be a request whose context must not leak
         # into a task that lives as long as the process.
-        self._heartbeat_task = asyncio.get_running_loop().create_task(  # owned by Runtime
+        loop = asyncio.get_running_loop()
+        self._heartbeat_task = loop.create_task(  # owned by Runtime
             self.heartbeat.run(), name="gateway-heartbeat", context=contextvars.Context()
+        )
+        self._sampler_task = loop.create_task(  # owned by Runtime
+            self.sampler.run(), name="gateway-metrics", context=contextvars.Context()
         )
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
@@ -79,11 +92,12 @@ class Runtime:
         await self.hub.shutdown(timeout)
         await self.flusher.close()
         await self.flow.close()
-        task, self._heartbeat_task = self._heartbeat_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._heartbeat_task, self._sampler_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._heartbeat_task = self._sampler_task = None
 
 
 async def _load_record(player_id: str) -> PlayerRecord:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from gameproto.tickets import mint_ticket
 from tests.gateway.wsclient import Raw
 from tests.nodes import TEST_CONNECT_RULE
-from tests.procs import NODE_STOP_TIMEOUT_S, child_env, manage, running_node
+from tests.procs import NODE_STOP_TIMEOUT_S, child_env, http_get, manage, running_node
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +20,8 @@ PLAYERS = 16
 # Each new connection lands on either process (the kernel hashes the source port); this
 # many tries all landing on one process has odds of 2^-40.
 TAKEOVER_TRIES = 40
+# Each process samples its metrics every 5 s.
+METRICS_BOUND_S = 20.0
 
 
 async def open_player(ws_url: str, secret: str, player: str) -> tuple[Raw, dict, dict]:
@@ -45,6 +48,10 @@ async def test_two_processes_share_the_port_hand_players_over_and_drain(
         opened = [await open_player(ws_url, secret, f"mp{i}") for i in range(PLAYERS)]
         nodes = {welcome["node"] for _, welcome, _ in opened}
         assert nodes == {f"game.p0@127.0.0.1:{port}", f"game.p1@127.0.0.1:{port}"}
+        # /metrics adds up every process (Prometheus multi-process mode).
+        async with asyncio.timeout(METRICS_BOUND_S):
+            while http_get(f"{base_url}/metrics")[1].count(f"game_connections {PLAYERS}.0") != 1:
+                await asyncio.sleep(0.5)
         # A player who reconnects to the other process is taken over through the remote
         # path (as between nodes): the old socket gets 4409 and the state moves along.
         first, welcome, _ = opened[0]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,6 +26,8 @@ from django.core.management.base import BaseCommand, CommandError
 CHILD_STOP_GRACE_S = 8.0
 # How often the supervisor looks for a child that died on its own.
 CHILD_POLL_S = 0.5
+# Under GAME_VAR_DIR: the server processes' Prometheus metric files.
+METRICS_DIR = "metrics"
 
 
 class Command(BaseCommand):
@@ -50,7 +53,13 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=1)
             call_command("ensure_operator")
         bind = settings.GAME_BIND
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "gamebackend.settings"}
+        self.metrics_dir = fresh_metrics_dir()
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "gamebackend.settings",
+            # Prometheus multi-process mode: each process writes its metrics here.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+        }
         worker_cmd = [
             sys.executable, "-m", "celery", "-A", "gamebackend.celery", "worker",
             "--pool", "threads", "--concurrency", str(settings.GAME_CELERY_CONCURRENCY),
@@ -92,6 +101,16 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _stop_children(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
+        try:
+            self._stop_all(children)
+        finally:
+            from prometheus_client import multiprocess
+
+            for proc in children.values():
+                # Its live gauges stop counting.
+                multiprocess.mark_process_dead(proc.pid, str(self.metrics_dir))
+
+    def _stop_all(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
         for proc in children.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -120,3 +139,12 @@ def server_processes(requested: int | None) -> int:
     if requested > 1 and settings.GAME_SERVER != "uvicorn":
         raise CommandError("--processes above 1 needs GAME_SERVER=uvicorn (SO_REUSEPORT)")
     return requested
+
+
+def fresh_metrics_dir() -> Path:
+    """``GAME_VAR_DIR/metrics``, emptied: the last run's processes are gone."""
+    path = Path(settings.GAME_VAR_DIR) / METRICS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path
