@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from typing import Any
 
@@ -232,7 +233,11 @@ def build_server(application: Any, **overrides: Any) -> GameServer:
     guard = ConnectionGuard(
         max_per_ip=settings.GAME_MAX_CONNS_PER_IP,
         handshake_timeout_s=settings.GAME_HANDSHAKE_TIMEOUT_S,
-        exempt=trusted_networks(getattr(settings, "GAME_TRUSTED_PROXIES", None)),
+        # GAME_TRUSTED_PROXIES as parsed by the settings, else straight from the environment.
+        exempt=trusted_networks(
+            getattr(settings, "GAME_TRUSTED_PROXIES", None)
+            or os.environ.get("GAME_TRUSTED_PROXIES", "")
+        ),
     )
     http_protocol = type("BoundGameHttpProtocol", (GameHttpProtocol,), {"guard": guard})
     for name in _UVICORN_LOGGERS:
