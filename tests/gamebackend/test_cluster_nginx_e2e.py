@@ -1,11 +1,11 @@
-"""``make cluster``'s command end to end: players through nginx survive a node's SIGKILL.
+"""``make cluster`` end to end: players through nginx survive a node's SIGKILL.
 
-Two nodes on the real PostgreSQL and Redis behind Debian's nginx (``manage.py
-runcluster``). Players connect through nginx (``ip_hash`` puts every loopback client on
-one node); that node's whole process group is killed with SIGKILL; the SDK clients
-reconnect through nginx, which fails over to the other node, and carry on with their
-state (``resumed: false`` with the state kept: sessions live in the dead node's memory
-until durable sessions land).
+Two nodes on the real PostgreSQL and Redis behind Debian's nginx (``python -m
+gamebackend.cluster``, what ``make cluster`` runs). Players connect through nginx
+(``ip_hash`` puts every loopback client on one node); that node's whole process group is
+killed with SIGKILL; the SDK clients reconnect through nginx, which fails over to the
+other node, and carry on with their state (``resumed: false`` with the state kept:
+sessions live in the dead node's memory until durable sessions land).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def cluster(
     env = child_env(var_dir, PORT=str(port), **cluster_env)
     log = (tmp_path / "cluster.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runcluster", "--processes", "1"],
+        [sys.executable, "-m", "gamebackend.cluster", "--processes", "1"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:

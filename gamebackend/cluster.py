@@ -1,9 +1,13 @@
 """Run a cluster on this machine: nginx in front of nodes on PostgreSQL and Redis.
 
-``make cluster`` runs this. Each node is a ``runnode`` (its server processes and one
+``make cluster`` runs this (``python -m gamebackend.cluster [--nodes N] [--processes P]``).
+It needs no Django settings of its own, so ``REDIS_URL`` and ``DATABASE_URL`` in the
+environment (default: this machine's Redis db 0 and a ``gamebackend_cluster`` database)
+are simply handed to the nodes. Each node is a ``runnode`` (its server processes and one
 Celery worker) on its own port and var directory; all share the database, Redis and the
-secrets; nginx listens on ``GAME_BIND`` (default ``127.0.0.1:8000``) with ``ip_hash`` and
-the WebSocket upgrade headers. Ctrl-C (or SIGTERM) stops nginx and drains every node.
+secrets (from the environment, else generated once into ``GAME_VAR_DIR/cluster``); nginx
+listens on ``GAME_BIND`` (default ``127.0.0.1:8000``) with ``ip_hash`` and the WebSocket
+upgrade headers. Ctrl-C (or SIGTERM) stops nginx and drains every node.
 
 A node that dies is reported and left down (the others serve its players when they
 reconnect through nginx); nginx dying stops the cluster. Each node's process group id
@@ -25,9 +29,6 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlparse
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-
 from gamebackend import conf
 from gamebackend.management.nginx import find_nginx, write_config
 
@@ -43,16 +44,28 @@ POLL_S = 0.5
 SETUP_TIMEOUT_S = 180
 
 
-class Command(BaseCommand):
-    help = "Run nginx in front of several nodes on PostgreSQL and Redis (Ctrl-C stops all)."
+class CommandError(Exception):
+    """The cluster cannot start; the message says why."""
 
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--nodes", type=int, default=2, help="nodes behind nginx (2-8)")
-        parser.add_argument(
-            "--processes", type=int, default=None, help="server processes per node (runnode)"
-        )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+class Out:
+    """Progress lines on stdout, problems on stderr (flushed: this runs under make)."""
+
+    def write(self, text: str) -> None:
+        print(text, flush=True)
+
+
+class Err:
+    def write(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+
+class Cluster:
+    def __init__(self) -> None:
+        self.stdout = Out()
+        self.stderr = Err()
+
+    def run(self, **options: Any) -> int:
         count = options["nodes"]
         if not 2 <= count <= len(NODE_NAMES):
             raise CommandError(f"--nodes must be 2-{len(NODE_NAMES)}")
@@ -61,9 +74,9 @@ class Command(BaseCommand):
             raise CommandError(
                 "nginx is not installed: `apt-get install nginx` (make cluster does it)"
             )
-        directory = Path(settings.GAME_VAR_DIR) / "cluster"
+        directory = conf.var_dir() / "cluster"
         directory.mkdir(parents=True, exist_ok=True)
-        bind = settings.GAME_BIND
+        bind = conf.parse_bind()
         env = self._cluster_env(directory, bind)
         self.stdout.write("Setting up the database (migrations, operator account)...")
         self._setup(env)
@@ -92,19 +105,15 @@ class Command(BaseCommand):
                 [nginx, "-c", str(config), "-p", str(directory)], start_new_session=True
             )
             self.stdout.write(
-                self.style.SUCCESS(
-                    f"Cluster of {count} nodes behind nginx at http://{bind.host}:{bind.port}/ "
-                    f"(players: ws://{bind.host}:{bind.port}/ws/game/, console: "
-                    f"http://{bind.host}:{bind.port}/console/); nodes on ports "
-                    f"{', '.join(map(str, ports))}. Ctrl-C stops everything."
-                )
+                f"Cluster of {count} nodes behind nginx at http://{bind.host}:{bind.port}/ "
+                f"(players: ws://{bind.host}:{bind.port}/ws/game/, console: "
+                f"http://{bind.host}:{bind.port}/console/); nodes on ports "
+                f"{', '.join(map(str, ports))}. Ctrl-C stops everything."
             )
-            self.stdout.flush()
             failed = self._supervise(nodes, nginx_proc, stop)
         finally:
             self._stop(nodes, nginx_proc)
-        if failed:
-            sys.exit(1)
+        return 1 if failed else 0
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -132,7 +141,7 @@ class Command(BaseCommand):
         for command in (["migrate", "--noinput"], ["ensure_operator"]):
             result = subprocess.run(
                 [sys.executable, "manage.py", *command],
-                cwd=settings.BASE_DIR,
+                cwd=conf.BASE_DIR,
                 env=env,
                 capture_output=True,
                 text=True,
@@ -155,7 +164,7 @@ class Command(BaseCommand):
         argv = [sys.executable, "manage.py", "runnode", "--skip-setup"]
         if processes is not None:
             argv += ["--processes", str(processes)]
-        proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, env=node_env, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=conf.BASE_DIR, env=node_env, start_new_session=True)
         (directory / f"node-{name}.pgid").write_text(f"{proc.pid}\n")
         self.stdout.write(f"node {name}: starting on port {port} (pid {proc.pid})")
         return proc
@@ -246,3 +255,25 @@ def _ensure_database(url: str) -> None:
                 conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error as exc:
         raise CommandError(f"PostgreSQL at {parsed.hostname}:{parsed.port} failed: {exc}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m gamebackend.cluster", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--nodes", type=int, default=2, help="nodes behind nginx (2-8)")
+    parser.add_argument(
+        "--processes", type=int, default=None, help="server processes per node (runnode)"
+    )
+    options = vars(parser.parse_args(argv))
+    try:
+        return Cluster().run(**options)
+    except CommandError as exc:
+        print(f"cluster: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
