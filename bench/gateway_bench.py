@@ -72,6 +72,9 @@ SERVER_KINDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "granian": ([str(ROOT / "bench" / "serve_asgi.py"), "granian"], {}),
 }
 BASELINE = "daphne"
+PUSH_TICK_HZ = 20.0  # bench/push_asgi.py
+PUSH_PER_TICK = (1, 2, 4, 8)
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 NODE_DEFAULT = "uvicorn"
 
 
@@ -445,6 +448,133 @@ def measure_latency(
     return out
 
 
+def measure_push(
+    env: Env, plan: Plan, kinds: list[str], per_tick: tuple[int, ...]
+) -> dict[str, Any]:
+    """Server push (bench/push_asgi.py): delivered messages/s per server as the load grows."""
+    out: dict[str, Any] = {}
+    for n in per_tick:
+        for kind in kinds:
+            if kind not in ("daphne", "uvicorn"):
+                continue  # the push app runs on the node's own server setups
+            server = Server(
+                env, f"push-{kind}-{n}", [str(ROOT / "bench" / "push_asgi.py")],
+                {"GAME_SERVER": kind, "PUSH_PER_TICK": str(n)},
+            )  # fmt: skip
+            try:
+                run = run_load(env, server, "", plan, "--echo", "--rate", "0",
+                               prefix="push", profile=None)  # fmt: skip
+            finally:
+                server.stop()
+            offered = plan.players * n * PUSH_TICK_HZ
+            run["offered_per_s"] = offered
+            out.setdefault(str(n), {})[kind] = run
+            log(f"{kind} push {offered:,.0f}/s offered: {run['received_per_s']}/s delivered, "
+                f"cpu {run['server_cpu_pct']:.0f} %")  # fmt: skip
+    return out
+
+
+def push_rows(res: dict[str, Any]) -> list[str]:
+    rows = [
+        "| offered (1,000 connections) | server | delivered messages/s | server CPU "
+        "| delivered per server CPU-second |",
+        "|---|---|---|---|---|",
+    ]
+    for by_kind in res.values():
+        for kind, run in by_kind.items():
+            per_core = (run["received_per_s"] or 0.0) / max(run["server_cpu_pct"], 1e-9) * 100
+            rows.append(
+                f"| {run['offered_per_s']:,.0f}/s | {kind} | {run['received_per_s']:,.0f} "
+                f"| {run['server_cpu_pct']:.0f} % | {per_core:,.0f} |"
+            )
+    return rows
+
+
+class NodeProcesses:
+    """``count`` server processes of one node on one port (as ``runnode --processes``),
+    unpinned: they and the load generator share both cores."""
+
+    def __init__(self, env: Env, count: int, redis_url: str, name: str) -> None:
+        self.port = free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        for index in range(count):
+            log_path = env.var_dir / f"{name}-{index}.log"
+            with log_path.open("wb") as out:
+                self.procs.append(
+                    subprocess.Popen(
+                        [PY, "-m", "gamebackend.server"], cwd=ROOT,
+                        env={**env.server_env(self.port), "REDIS_URL": redis_url,
+                             "DJANGO_SECRET_KEY": env.secret, "GAME_PROCESSES": str(count),
+                             "GAME_PROCESS_INDEX": str(index)},
+                        stdout=out, stderr=subprocess.STDOUT,
+                    )
+                )  # fmt: skip
+        self.pid = self.procs[0].pid
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while not Server._listening(self):  # type: ignore[arg-type]
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{name} did not start")
+            time.sleep(POLL_S)
+        time.sleep(SERVER_SETTLE_S)
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/{path}"
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(SERVER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def measure_processes(env: Env, plan: Plan, repeats: int, redis_url: str) -> dict[str, Any]:
+    """Closed-loop throughput of one node with 1 and with 2 server processes, alternating."""
+    runs: dict[str, list[dict[str, Any]]] = {"1": [], "2": []}
+    for rep in range(repeats):
+        for count in (1, 2):
+            node = NodeProcesses(env, count, redis_url, f"procs{count}-{rep}")
+            try:
+                gen = LoadGen(env, node.ws_url("ws/game/"), plan.players, "--duration",
+                              str(plan.step_s), "--closed-loop", prefix="lat")  # fmt: skip
+                gen.wait_connected(CONNECT_STEP_TIMEOUT_S)
+                meters = [CpuMeter(p.pid) for p in node.procs]
+                gen_meter = CpuMeter(gen.proc.pid)
+                time.sleep(plan.step_s * 0.9)
+                cpu = sum(m.percent() for m in meters)
+                gen_cpu = gen_meter.percent()
+                summary = gen.finish(timeout=plan.step_s + LOADGEN_EXIT_TIMEOUT_S)
+            finally:
+                node.stop()
+            summary["server_cpu_pct"], summary["loadgen_cpu_pct"] = cpu, gen_cpu
+            runs[str(count)].append(summary)
+            log(f"{count} process(es) #{rep + 1}: {summary['answered_per_s']}/s "
+                f"(servers {cpu:.0f} %, load gen {gen_cpu:.0f} %)")  # fmt: skip
+    return {k: median_run(v, "answered_per_s") for k, v in runs.items()}
+
+
+def processes_rows(res: dict[str, Any]) -> list[str]:
+    one = res["1"]["answered_per_s"] or 1e-9
+    rows = [
+        "| server processes (cluster profile, Redis) | closed-loop `move`/s, median (runs) "
+        "| vs one | servers' CPU | load generator CPU |",
+        "|---|---|---|---|---|",
+    ]
+    for count, run in res.items():
+        each = ", ".join(f"{r:,.0f}" for r in run["runs"])
+        rows.append(
+            f"| {count} | {run['answered_per_s']:,.0f} ({each}) "
+            f"| {(run['answered_per_s'] or 0) / one:.2f}x | {run['server_cpu_pct']:.0f} % "
+            f"| {run['loadgen_cpu_pct']:.0f} % |"
+        )
+    return rows
+
+
 # --- report --------------------------------------------------------------------------
 
 
@@ -551,6 +681,11 @@ def main() -> int:
     parser.add_argument("--latency-only", action="store_true", help="only the open-loop steps")
     parser.add_argument("--idle-only", action="store_true", help="only the idle-capacity steps")
     parser.add_argument("--throughput-only", action="store_true", help="only the closed loop")
+    parser.add_argument("--push", action="store_true", help="only server push (bench/push_asgi.py)")
+    parser.add_argument(
+        "--processes", action="store_true", help="only 1 vs 2 server processes (needs Redis)"
+    )
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL, help="for --processes")
     opts = parser.parse_args()
     plan = QUICK if opts.quick else FULL
     if opts.rates:
@@ -583,7 +718,9 @@ def main() -> int:
     }
     provision(env, {**idle_prefixes, "lat": plan.players})
     assert plan.idle_steps[-1] + 100 < FD_LIMIT, "the server must stay under its fd limit"
-    only = opts.latency_only or opts.idle_only or opts.throughput_only
+    only = (
+        opts.latency_only or opts.idle_only or opts.throughput_only or opts.push or opts.processes
+    )
     result: dict[str, Any] = {"plan": plan.__dict__, "servers": kinds}
     out: list[str] = []
     if opts.throughput_only or not only:
@@ -598,6 +735,12 @@ def main() -> int:
         out += ["", *IDLE_HEADER]
         for idle in result["idle"]:
             out += idle_rows(plan, idle)
+    if opts.push:
+        result["push"] = measure_push(env, plan, kinds, PUSH_PER_TICK)
+        out += ["", *push_rows(result["push"])]
+    if opts.processes:
+        result["processes"] = measure_processes(env, plan, opts.repeats, opts.redis_url)
+        out += ["", *processes_rows(result["processes"])]
     result["elapsed_s"] = time.monotonic() - started
     if opts.out:
         opts.out.write_text(json.dumps(result, indent=2, default=str))
