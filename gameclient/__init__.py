@@ -13,12 +13,13 @@ from gameproto import Move, Ping, StateReq
 
 from ._backoff import Backoff
 from ._client import GameClient, Pushed
-from ._errors import ClientClosed, GameError, SessionLost
+from ._errors import ClientClosed, ConnectRefused, GameError, SessionLost
 from ._stream import UnknownMessage
 
 __all__ = [
     "Backoff",
     "ClientClosed",
+    "ConnectRefused",
     "GameClient",
     "GameError",
     "Move",

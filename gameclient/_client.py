@@ -16,7 +16,7 @@ from typing import Any, Final, TypeAlias, cast
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Origin, Subprotocol
 
 from gameproto import (
@@ -42,7 +42,7 @@ from gameproto import (
 )
 
 from ._backoff import Backoff
-from ._errors import ClientClosed, SequenceGap, SessionLost
+from ._errors import ClientClosed, ConnectRefused, SequenceGap, SessionLost
 from ._stream import (
     DEFAULT_HEARTBEAT_MISSES,
     HeartbeatMonitor,
@@ -91,7 +91,9 @@ CLOSE_PROTOCOL_ERROR: Final = 1002
 
 _CODECS: Final = {"json": JSON_CODEC, "msgpack": MSGPACK_CODEC}
 # Failures of one connect attempt that are worth retrying after a backoff delay.
-_RETRYABLE: Final = (OSError, TimeoutError, WebSocketException, ProtocolError, SequenceGap)
+_RETRYABLE: Final = (
+    OSError, TimeoutError, WebSocketException, ProtocolError, SequenceGap, ConnectRefused,
+)  # fmt: skip
 
 Pushed: TypeAlias = ServerMessage | UnknownMessage
 _END: Final = object()  # inbox sentinel: the client is closed
@@ -249,19 +251,10 @@ class GameClient:
         extra: dict[str, Any] = {}
         if self._source_address is not None:
             extra["local_addr"] = (self._source_address, 0)
-        ws = await connect(
-            url,
-            subprotocols=[Subprotocol(self._codec.name)],
-            origin=Origin(self._origin) if self._origin is not None else None,
-            compression=None,  # the server never negotiates it
-            ping_interval=None,  # the protocol has its own heartbeat
-            open_timeout=OPEN_TIMEOUT_S,
-            close_timeout=CLOSE_TIMEOUT_S,
-            max_size=MAX_MESSAGE_BYTES,
-            proxy=None,
-            logger=_wire_logger,
-            **extra,
-        )
+        try:
+            ws = await self._connect(url, extra)
+        except InvalidStatus as exc:
+            raise _refusal(exc) from exc
         try:
             chosen = negotiate([ws.subprotocol]) if ws.subprotocol else DEFAULT_CODEC
             if chosen is None:
@@ -278,6 +271,21 @@ class GameClient:
         self._on_welcome(msg)
         self._set_ws(ws)  # usable (and closable by close()) before its tasks start
         return ws, msg
+
+    async def _connect(self, url: str, extra: dict[str, Any]) -> ClientConnection:
+        return await connect(
+            url,
+            subprotocols=[Subprotocol(self._codec.name)],
+            origin=Origin(self._origin) if self._origin is not None else None,
+            compression=None,  # the server never negotiates it
+            ping_interval=None,  # the protocol has its own heartbeat
+            open_timeout=OPEN_TIMEOUT_S,
+            close_timeout=CLOSE_TIMEOUT_S,
+            max_size=MAX_MESSAGE_BYTES,
+            proxy=None,
+            logger=_wire_logger,
+            **extra,
+        )
 
     def _on_welcome(self, msg: Welcome) -> None:
         if msg.resumed:
@@ -319,7 +327,8 @@ class GameClient:
             except Exception as exc:  # incl. ticket_provider failures: all count as attempts
                 failures += 1
                 level = logging.INFO if isinstance(exc, _RETRYABLE) else logging.WARNING
-                logger.log(level, "reconnect attempt failed: %s", type(exc).__name__)
+                reason = exc.code if isinstance(exc, ConnectRefused) else type(exc).__name__
+                logger.log(level, "reconnect attempt failed: %s", reason)
                 limit = self._max_reconnect_attempts
                 if limit is not None and failures >= limit:
                     raise ClientClosed("gave up reconnecting", self.close_code) from exc
@@ -503,3 +512,18 @@ class GameClient:
         self._notify()
         self._pending.fail_all(ClientClosed("client closed", self.close_code))
         self._inbox.put_nowait(_END)
+
+
+def _refusal(exc: InvalidStatus) -> ConnectRefused:
+    """The server's refusal, with the reason from its JSON body when it sent one."""
+    response = exc.response
+    status = int(response.status_code)
+    code, message = f"http_{status}", ""
+    if response.headers.get("Content-Type", "").startswith("application/json"):
+        try:
+            error = msgspec.json.decode(response.body or b"{}").get("error") or {}
+            code = str(error.get("code") or code)
+            message = str(error.get("message") or "")
+        except (msgspec.DecodeError, AttributeError):
+            pass
+    return ConnectRefused(status, code, message)
