@@ -495,6 +495,11 @@ class NodeProcesses:
     unpinned: they and the load generator share both cores."""
 
     def __init__(self, env: Env, count: int, redis_url: str, name: str) -> None:
+        import redis
+
+        # A fresh directory and channel layer: the last run's players are not "on" a
+        # stopped node that every connect would wait for.
+        redis.Redis.from_url(redis_url).flushdb()
         self.port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
         for index in range(count):

@@ -48,6 +48,10 @@ KEEP_ALIVE_S = 5
 # After the gateway drained, how long uvicorn may wait for other connections (HTTP).
 UVICORN_SHUTDOWN_S = 1
 _UVICORN_LOGGERS = ("uvicorn.access", "uvicorn.error")
+# websockets' protocol logs "connection open" / "connection closed" at INFO for every
+# socket (uvicorn's access line already says it): its own logger, quiet unless debugging.
+_protocol_logger = logging.getLogger("gamebackend.server.websockets")
+_protocol_logger.setLevel(logging.WARNING)
 
 
 class _Handshake:
@@ -157,7 +161,7 @@ class GameWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conn: GameServerProtocol = GameServerProtocol(
-            max_size=self.config.ws_max_size, logger=self.logger
+            max_size=self.config.ws_max_size, logger=_protocol_logger
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
