@@ -68,6 +68,11 @@ BENCH_MAX_CONNS_PER_IP = "1000"
 SERVER_KINDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "daphne": (["-m", "gamebackend.server"], {"GAME_SERVER": "daphne"}),
     "uvicorn": (["-m", "gamebackend.server"], {"GAME_SERVER": "uvicorn"}),
+    # The node with rate limits off: the baseline of the flow-control overhead goal.
+    "uvicorn-nolimits": (
+        ["-m", "gamebackend.server"],
+        {"GAME_SERVER": "uvicorn", "GAME_RATE_LIMITS": "0"},
+    ),
     "uvicorn-wsproto": ([str(ROOT / "bench" / "serve_asgi.py"), "uvicorn-wsproto"], {}),
     "granian": ([str(ROOT / "bench" / "serve_asgi.py"), "granian"], {}),
 }
