@@ -40,7 +40,7 @@ pytest: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL -u DJANGO_SECRET_KEY -u GAME_JWT_SECRET \
 		GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
 
-## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (about 2 minutes).
+## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (a few minutes).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	$(BIN)/python bench/actors_bench.py
