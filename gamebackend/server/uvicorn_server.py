@@ -22,6 +22,7 @@ extra: websockets sends any valid code with its reason and closes with 1009 past
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -277,6 +278,20 @@ def build_server(application: Any, **overrides: Any) -> GameServer:
     return GameServer(Config(**options))
 
 
+def settle_garbage_collector() -> None:
+    """Keep Python's cycle collector from pausing the event loop for long.
+
+    A full (generation 2) collection walks every tracked object, and while it runs the
+    event loop stands still. Everything loaded at start-up (Django, the app: ~110,000
+    objects) lives as long as the process, so it is moved out of the collector's sight
+    (``gc.freeze``) and no full collection walks it again. (The young generations keep
+    Python's thresholds: frequent small pauses hurt the latency tail less than rare
+    large ones.)
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def reuse_port_socket(host: str, port: int) -> socket.socket:
     """A listening socket that other server processes of this node bind too (SO_REUSEPORT):
     the kernel spreads incoming connections over them."""
@@ -302,6 +317,7 @@ def main() -> None:
         settings.GAME_NODE_ID, settings.GAME_PROFILE, settings.GAME_BIND,
         settings.GAME_SHUTDOWN_TIMEOUT_S + SHUTDOWN_SLACK_S + UVICORN_SHUTDOWN_S,
     )  # fmt: skip
+    settle_garbage_collector()
     sockets = None
     if settings.GAME_PROCESSES > 1:
         # One of several processes on one port (runnode --processes).
