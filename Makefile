@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench cluster clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## Run one node (single-machine profile unless DATABASE_URL/REDIS_URL are set).
 run: $(STAMP)
 	$(BIN)/python manage.py runnode
+
+## Two nodes behind nginx on this machine's PostgreSQL and Redis; Ctrl-C stops everything.
+## Installs Debian's nginx when it is missing.
+cluster: $(STAMP)
+	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx)
+	$(BIN)/python -m gamebackend.cluster
 
 ## Lint (ruff, import rules), type-check and run the whole test suite.
 test: $(STAMP) lint typecheck pytest
@@ -33,9 +40,10 @@ pytest: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL -u DJANGO_SECRET_KEY -u GAME_JWT_SECRET \
 		GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
 
-## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (about 2 minutes),
+## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (a few minutes),
 ## the rooms one without its end-to-end part (about a minute).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	$(BIN)/python bench/actors_bench.py
 	$(BIN)/python bench/flow_bench.py
 	$(BIN)/python bench/tickets_bench.py

@@ -323,13 +323,18 @@ class ActorSystem:
 
     def stats(self) -> dict[str, Any]:
         actors = {str(cell.pid): cell.stats() for cell in self._cells.values()}
+        return {"actors": actors, "totals": self.totals()}
+
+    def totals(self) -> dict[str, int]:
+        """System-wide counters (cheap: no per-actor dicts), e.g. for metrics."""
         totals: dict[str, int] = {
-            "actors": len(actors),
+            "actors": len(self._cells),
             "processed": self._retired["processed"],
             "failed": self._retired["failed"],
             "restarts": self._retired["restarts"],
         }
-        for stats in actors.values():
+        for cell in self._cells.values():
+            stats = cell.stats()
             totals["processed"] += stats["processed"]
             totals["failed"] += stats["failed"]
             totals["restarts"] += stats["restarts"]
@@ -342,7 +347,17 @@ class ActorSystem:
         )
         if self._transport is not None:
             totals.update(self._transport.stats())
-        return {"actors": actors, "totals": totals}
+        return totals
+
+    def mailbox_depths(self) -> tuple[int, int]:
+        """(messages waiting in all local mailboxes, the deepest mailbox)."""
+        total = deepest = 0
+        for cell in self._cells.values():
+            depth = len(cell)
+            total += depth
+            if depth > deepest:
+                deepest = depth
+        return total, deepest
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.node} actors={len(self._cells)}>"

@@ -1,8 +1,8 @@
 """Baseline app for bench/gateway_bench.py: the stock Channels echo consumer.
 
 ``AsyncWebsocketConsumer`` with its default ``dispatch`` (and the project's default channel
-layer), echoing every frame, served by the same Daphne setup as the gateway
-(``gamebackend.server.build_server``: same protocol options, same settings):
+layer), echoing every frame, served by the same server setup as the gateway (the node's
+``build_server`` of ``GAME_SERVER``: same protocol options, same settings):
 
     PORT=18300 .venv/bin/python bench/echo_asgi.py      # ws://127.0.0.1:18300/ws/echo/
 """
@@ -38,14 +38,23 @@ def build_application() -> Any:
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gamebackend.settings")
-    # As in gamebackend.server: Daphne installs Twisted's asyncio reactor on import.
     import django
-    from daphne.server import Server  # noqa: F401
 
-    django.setup()
-    from gamebackend.server import build_server
+    from gamebackend.conf import server_choice
 
-    build_server(build_application()).run()
+    if server_choice() == "daphne":
+        # As in gamebackend.server: Daphne installs Twisted's asyncio reactor first.
+        from daphne.server import Server  # noqa: F401
+
+        django.setup()
+        from gamebackend.server.daphne_server import build_server as daphne_build
+
+        daphne_build(build_application()).run()
+    else:
+        django.setup()
+        from gamebackend.server.uvicorn_server import build_server
+
+        build_server(build_application()).run()
 
 
 if __name__ == "__main__":

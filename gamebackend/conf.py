@@ -23,6 +23,9 @@ GENERATED_KEYS_FILE = "secrets.json"
 PRIVATE_FILE_MODE = 0o600
 # Django's check --deploy wants at least 50 characters with 5 distinct ones.
 GENERATED_SECRET_BYTES = 48
+# The node's ASGI servers (GAME_SERVER); the first is the default, chosen by measurement
+# (docs/BENCHMARKS.md).
+SERVERS = ("uvicorn", "daphne")
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -92,11 +95,32 @@ def parse_bind() -> Bind:
     return Bind(host=host.strip("[]"), port=port)
 
 
+def server_choice() -> str:
+    """``GAME_SERVER``: which ASGI server runs the node (read before Django is set up)."""
+    value = env_str("GAME_SERVER", SERVERS[0]).lower()
+    if value not in SERVERS:
+        choices = ", ".join(SERVERS)
+        raise ImproperlyConfigured(f"GAME_SERVER must be one of {choices}, got {value!r}")
+    return value
+
+
 def default_node_id(bind: Bind) -> str:
     host = bind.host
     if host in {"0.0.0.0", "::", ""}:
         host = socket.gethostname()
     return f"game@{host}:{bind.port}"
+
+
+def process_node_id(node_id: str, index: int, processes: int) -> str:
+    """The node id of server process ``index`` of ``processes`` on one node.
+
+    Each process has its own actor system, so each needs its own address in PIDs:
+    ``game@host:port`` becomes ``game.p0@host:port``, ``game.p1@host:port``, ...
+    """
+    if processes <= 1:
+        return node_id
+    name, at, rest = node_id.partition("@")
+    return f"{name}.p{index}{at}{rest}"
 
 
 def var_dir() -> Path:

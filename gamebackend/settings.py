@@ -33,7 +33,15 @@ GAME_JWT_SECRET = conf.resolve_secret(
 DEBUG = conf.env_bool("DJANGO_DEBUG", False)
 
 GAME_BIND = conf.parse_bind()
-GAME_NODE_ID = conf.env_str("GAME_NODE_ID") or conf.default_node_id(GAME_BIND)
+# Server processes of this node (``runnode --processes``) and which one this is; each
+# has its own actor system and node id (``game.p1@host:port``).
+GAME_PROCESSES = conf.env_int("GAME_PROCESSES", 1, minimum=1)
+GAME_PROCESS_INDEX = conf.env_int("GAME_PROCESS_INDEX", 0, minimum=0)
+GAME_NODE_ID = conf.process_node_id(
+    conf.env_str("GAME_NODE_ID") or conf.default_node_id(GAME_BIND),
+    GAME_PROCESS_INDEX,
+    GAME_PROCESSES,
+)
 
 ALLOWED_HOSTS = conf.csv_list(
     conf.env_str("DJANGO_ALLOWED_HOSTS", f"{GAME_BIND.host},localhost,127.0.0.1")
@@ -264,6 +272,14 @@ GAME_MAX_BODY_BYTES = conf.env_int("GAME_MAX_BODY_BYTES", 64 * 1024, minimum=102
 GAME_ROOM_IDLE_S = conf.env_float("GAME_ROOM_IDLE_S", 30.0, minimum=0.0)
 # Cluster profile: a room's directory lease; a dead node's rooms move after at most this.
 GAME_ROOM_LEASE_S = conf.env_float("GAME_ROOM_LEASE_S", 10.0, minimum=0.3)
+
+# --- The node's server (gamebackend/server/) ------------------------------------------------
+
+GAME_SERVER = conf.server_choice()
+# A connection must complete each request head (and a WebSocket its upgrade) within this.
+GAME_HANDSHAKE_TIMEOUT_S = conf.env_float("GAME_HANDSHAKE_TIMEOUT_S", 10.0, minimum=0.1)
+# Concurrent TCP connections from one client address (trusted proxies are exempt).
+GAME_MAX_CONNS_PER_IP = conf.env_int("GAME_MAX_CONNS_PER_IP", 64, minimum=1)
 
 # --- Flow control (docs/FLOW.md) ------------------------------------------------------------
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("docs/<str:name>/", console_views.document, name="document"),
     path("healthz", health_views.healthz, name="healthz"),
     path("readyz", health_views.readyz, name="readyz"),
+    path("metrics", health_views.metrics, name="metrics"),
     path("api/auth/guest", auth_views.guest, name="auth-guest"),
     path("api/auth/device", auth_views.device, name="auth-device"),
     path("api/auth/register", auth_views.register, name="auth-register"),

@@ -18,7 +18,7 @@ from gameproto.sims import DEMO
 from ._auth import Login, TicketSource
 from ._backoff import Backoff
 from ._client import GameClient, Pushed
-from ._errors import AuthError, ClientClosed, GameError, SessionLost
+from ._errors import AuthError, ClientClosed, ConnectRefused, GameError, SessionLost
 from ._lockstep import InputBuffer, Lockstep, View, interpolate, lerp_angle, lerp_wrapped
 from ._room import Room
 from ._stream import UnknownMessage
@@ -28,6 +28,7 @@ __all__ = [
     "AuthError",
     "Backoff",
     "ClientClosed",
+    "ConnectRefused",
     "GameClient",
     "GameError",
     "InputBuffer",

@@ -7,6 +7,7 @@ tested without a server; this module only wires it to a `websockets` connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -15,7 +16,7 @@ from typing import Any, Final, TypeAlias, cast
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.typing import Origin, Subprotocol
 
 from gameproto import (
@@ -27,6 +28,7 @@ from gameproto import (
     ClientMessage,
     CloseCode,
     Codec,
+    Ping,
     Pong,
     ProtocolError,
     ServerMessage,
@@ -40,7 +42,7 @@ from gameproto import (
 )
 
 from ._backoff import Backoff
-from ._errors import ClientClosed, SequenceGap, SessionLost
+from ._errors import ClientClosed, ConnectRefused, SequenceGap, SessionLost
 from ._stream import (
     DEFAULT_HEARTBEAT_MISSES,
     HeartbeatMonitor,
@@ -70,8 +72,10 @@ class _RedactTickets(logging.Filter):
 _wire_logger = logging.getLogger("gameclient.websockets")
 _wire_logger.addFilter(_RedactTickets())
 
-# Contract: cumulative acks at least every 100 ms while messages arrive.
-ACK_INTERVAL_S: Final = 0.1
+# Lazy acks (docs/PROTOCOL.md): an ack rides on the next message the app sends; without
+# one, a separate ack frame goes this long after the first unacked message (or at once
+# when ACK_BATCH_MAX are unacked). Well inside the server's resume and outbox limits.
+ACK_INTERVAL_S: Final = 0.25
 DEFAULT_REQUEST_TIMEOUT_S: Final = 10.0
 OPEN_TIMEOUT_S: Final = 10.0  # TCP + TLS + HTTP upgrade
 WELCOME_TIMEOUT_S: Final = 10.0  # the server sends welcome right after accept
@@ -87,7 +91,9 @@ CLOSE_PROTOCOL_ERROR: Final = 1002
 
 _CODECS: Final = {"json": JSON_CODEC, "msgpack": MSGPACK_CODEC}
 # Failures of one connect attempt that are worth retrying after a backoff delay.
-_RETRYABLE: Final = (OSError, TimeoutError, WebSocketException, ProtocolError, SequenceGap)
+_RETRYABLE: Final = (
+    OSError, TimeoutError, WebSocketException, ProtocolError, SequenceGap, ConnectRefused,
+)  # fmt: skip
 
 Pushed: TypeAlias = ServerMessage | UnknownMessage
 _END: Final = object()  # inbox sentinel: the client is closed
@@ -135,7 +141,8 @@ class GameClient:
         self._stream = InboundStream()
         self._pending = PendingRequests()
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self._ack_wakeup = asyncio.Event()
+        self._ack_wakeup = asyncio.Event()  # a first message is unacked
+        self._ack_urgent = asyncio.Event()  # ACK_BATCH_MAX messages are unacked
         # Set and replaced on every connect/disconnect/close, so waiters re-check state.
         self._changed = asyncio.Event()
         self._closed = asyncio.Event()
@@ -244,19 +251,10 @@ class GameClient:
         extra: dict[str, Any] = {}
         if self._source_address is not None:
             extra["local_addr"] = (self._source_address, 0)
-        ws = await connect(
-            url,
-            subprotocols=[Subprotocol(self._codec.name)],
-            origin=Origin(self._origin) if self._origin is not None else None,
-            compression=None,  # the server never negotiates it
-            ping_interval=None,  # the protocol has its own heartbeat
-            open_timeout=OPEN_TIMEOUT_S,
-            close_timeout=CLOSE_TIMEOUT_S,
-            max_size=MAX_MESSAGE_BYTES,
-            proxy=None,
-            logger=_wire_logger,
-            **extra,
-        )
+        try:
+            ws = await self._connect(url, extra)
+        except InvalidStatus as exc:
+            raise _refusal(exc) from exc
         try:
             chosen = negotiate([ws.subprotocol]) if ws.subprotocol else DEFAULT_CODEC
             if chosen is None:
@@ -273,6 +271,21 @@ class GameClient:
         self._on_welcome(msg)
         self._set_ws(ws)  # usable (and closable by close()) before its tasks start
         return ws, msg
+
+    async def _connect(self, url: str, extra: dict[str, Any]) -> ClientConnection:
+        return await connect(
+            url,
+            subprotocols=[Subprotocol(self._codec.name)],
+            origin=Origin(self._origin) if self._origin is not None else None,
+            compression=None,  # the server never negotiates it
+            ping_interval=None,  # the protocol has its own heartbeat
+            open_timeout=OPEN_TIMEOUT_S,
+            close_timeout=CLOSE_TIMEOUT_S,
+            max_size=MAX_MESSAGE_BYTES,
+            proxy=None,
+            logger=_wire_logger,
+            **extra,
+        )
 
     def _on_welcome(self, msg: Welcome) -> None:
         if msg.resumed:
@@ -314,7 +327,8 @@ class GameClient:
             except Exception as exc:  # incl. ticket_provider failures: all count as attempts
                 failures += 1
                 level = logging.INFO if isinstance(exc, _RETRYABLE) else logging.WARNING
-                logger.log(level, "reconnect attempt failed: %s", type(exc).__name__)
+                reason = exc.code if isinstance(exc, ConnectRefused) else type(exc).__name__
+                logger.log(level, "reconnect attempt failed: %s", reason)
                 limit = self._max_reconnect_attempts
                 if limit is not None and failures >= limit:
                     raise ClientClosed("gave up reconnecting", self.close_code) from exc
@@ -327,7 +341,7 @@ class GameClient:
         tasks = [
             asyncio.create_task(self._read_loop(ws)),  # owned by _run_connection
             asyncio.create_task(self._ack_loop(ws)),  # owned by _run_connection
-            asyncio.create_task(self._watchdog()),  # owned by _run_connection
+            asyncio.create_task(self._watchdog(ws)),  # owned by _run_connection
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -346,7 +360,7 @@ class GameClient:
             return CloseCode.NORMAL
         watchdog = tasks[2]
         if watchdog.done() and not watchdog.cancelled():
-            logger.info("no server ping within the heartbeat window; reconnecting")
+            logger.info("nothing from the server within the heartbeat window; reconnecting")
             return CloseCode.HEARTBEAT_TIMEOUT
         for task in tasks:
             exc = None if task.cancelled() else task.exception()
@@ -368,14 +382,14 @@ class GameClient:
             return
 
     async def _handle_frame(self, ws: ClientConnection, frame: str | bytes) -> None:
+        assert self._heartbeat is not None  # set by the welcome before this loop
+        self._heartbeat.on_frame(self._clock())  # any frame proves the server alive
         try:
             msg = self._decode(frame)
         except ProtocolError as exc:
             self._handle_undecodable(frame, exc)
             return
         if isinstance(msg, ServerPing):
-            assert self._heartbeat is not None  # set by the welcome before this loop
-            self._heartbeat.on_ping(self._clock())
             await ws.send(self._wire_codec.encode(Pong(ts=msg.ts)))
             return
         if isinstance(msg, Welcome):
@@ -385,7 +399,7 @@ class GameClient:
         if seq is not None:
             if not self._stream.accept(seq):
                 return  # duplicate after a resume: the app already has it
-            self._ack_wakeup.set()
+            self._ack_due()
         re = getattr(msg, "re", None)
         if re is not None and self._pending.resolve(re, msg):
             return
@@ -398,12 +412,17 @@ class GameClient:
         if seq is not None:
             if not self._stream.accept(seq):
                 return
-            self._ack_wakeup.set()
+            self._ack_due()
         if exc.code != UNKNOWN_TYPE:
             logger.warning("dropping an undecodable server message: %s", exc.code)
             return
         body = decode_generic(self._wire_codec, text, data)
         self._inbox.put_nowait(UnknownMessage(type=body["type"], seq=seq, body=body))
+
+    def _ack_due(self) -> None:
+        self._ack_wakeup.set()
+        if self._stream.ack_urgent():
+            self._ack_urgent.set()
 
     async def _ack_loop(self, ws: ClientConnection) -> None:
         stream = self._stream
@@ -411,7 +430,11 @@ class GameClient:
             await self._ack_wakeup.wait()
             self._ack_wakeup.clear()
             if not stream.ack_urgent():
-                await asyncio.sleep(self._ack_interval_s)  # batch into one cumulative ack
+                # One cumulative ack for everything that arrives meanwhile, unless the
+                # app sends something first (which carries it) or too many pile up.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ack_urgent.wait(), self._ack_interval_s)
+            self._ack_urgent.clear()
             seq = stream.take_ack()
             if seq is not None:
                 try:
@@ -419,15 +442,24 @@ class GameClient:
                 except ConnectionClosed:
                     return
 
-    async def _watchdog(self) -> None:
-        """Returns (ending the connection) when the server's pings stopped."""
+    async def _watchdog(self, ws: ClientConnection) -> None:
+        """Pings a silent server once per interval; returns (ending the connection) when
+        nothing arrived from it for the heartbeat window."""
         heartbeat = self._heartbeat
         assert heartbeat is not None
         while True:
-            remaining = heartbeat.deadline - self._clock()
-            if remaining <= 0:
+            now = self._clock()
+            if heartbeat.is_dead(now):
                 return
-            await asyncio.sleep(remaining)  # deadline moves as pings arrive; re-check
+            if heartbeat.ping_due(now):
+                heartbeat.on_ping_sent(now)
+                try:
+                    await ws.send(self._wire_codec.encode(Ping(ts=time.time() * 1000.0)))
+                except ConnectionClosed:
+                    return  # the read loop sees the close too
+                continue
+            # Both times move as frames arrive and pings go out: re-check after sleeping.
+            await asyncio.sleep(min(heartbeat.deadline, heartbeat.ping_at) - now)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -480,3 +512,18 @@ class GameClient:
         self._notify()
         self._pending.fail_all(ClientClosed("client closed", self.close_code))
         self._inbox.put_nowait(_END)
+
+
+def _refusal(exc: InvalidStatus) -> ConnectRefused:
+    """The server's refusal, with the reason from its JSON body when it sent one."""
+    response = exc.response
+    status = int(response.status_code)
+    code, message = f"http_{status}", ""
+    if response.headers.get("Content-Type", "").startswith("application/json"):
+        try:
+            error = msgspec.json.decode(response.body or b"{}").get("error") or {}
+            code = str(error.get("code") or code)
+            message = str(error.get("message") or "")
+        except (msgspec.DecodeError, AttributeError):
+            pass
+    return ConnectRefused(status, code, message)

@@ -39,6 +39,16 @@ class SessionLost(GameError):
         super().__init__("session_lost", "the session was not resumed; request outcome unknown")
 
 
+class ConnectRefused(GameError):
+    """The server refused the upgrade: `status` is the HTTP status, `code` the reason from
+    its JSON body (e.g. `ticket_expired`, `origin_not_allowed`; docs/PROTOCOL.md), or
+    `http_<status>` when the server gave none."""
+
+    def __init__(self, status: int, code: str, message: str = "") -> None:
+        super().__init__(code, message or f"upgrade refused with HTTP {status}")
+        self.status = status
+
+
 class SequenceGap(Exception):
     """The server skipped a seq; the connection is dropped and resumed from the last one."""
 

@@ -1,7 +1,7 @@
 """Pure bookkeeping of one client session, kept apart from I/O so it can be unit-tested.
 
 - `InboundStream`: exactly-once delivery of seq'd server messages and cumulative acks.
-- `HeartbeatMonitor`: when missing server pings mean the connection is dead.
+- `HeartbeatMonitor`: when the client pings, and when silence means the connection is dead.
 - `PendingRequests`: futures of in-flight requests, matched to replies by `re`.
 - `should_reconnect`, `build_url`: reconnect policy and the connect URL.
 """
@@ -86,23 +86,43 @@ class InboundStream:
 
 
 class HeartbeatMonitor:
-    """Dead when no server ping arrived for `misses` heartbeat intervals (plus slack)."""
+    """Liveness of the server as the client sees it (docs/PROTOCOL.md, Heartbeat).
+
+    Any server frame proves the server alive. The server pings only clients that were
+    silent, so a client that keeps sending hears replies instead of pings; when nothing
+    arrived for a heartbeat interval the client pings (once per silent interval), and when
+    nothing arrived for `misses` intervals (plus slack) the connection is dead.
+    """
 
     def __init__(
         self, heartbeat_s: float, now: float, *, misses: int = DEFAULT_HEARTBEAT_MISSES
     ) -> None:
+        self.heartbeat_s = heartbeat_s
         self.window_s = heartbeat_s * (misses + HEARTBEAT_SLACK)
-        self.last_ping = now  # the welcome starts the clock
+        self.last_seen = now  # the welcome starts the clock
+        self.last_ping_sent = now
 
-    def on_ping(self, now: float) -> None:
-        self.last_ping = now
+    def on_frame(self, now: float) -> None:
+        self.last_seen = now
 
     @property
     def deadline(self) -> float:
-        return self.last_ping + self.window_s
+        return self.last_seen + self.window_s
 
     def is_dead(self, now: float) -> bool:
         return now >= self.deadline
+
+    @property
+    def ping_at(self) -> float:
+        """When the client should ping: a heartbeat interval after the later of the last
+        server frame and its own last ping."""
+        return max(self.last_seen, self.last_ping_sent) + self.heartbeat_s
+
+    def ping_due(self, now: float) -> bool:
+        return now >= self.ping_at
+
+    def on_ping_sent(self, now: float) -> None:
+        self.last_ping_sent = now
 
 
 def error_from(msg: Error) -> GameError:

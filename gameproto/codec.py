@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_CODEC",
     "JSON_CODEC",
     "MSGPACK_CODEC",
+    "SUBPROTOCOLS",
     "Codec",
     "decode_client",
     "decode_generic",
@@ -102,6 +103,8 @@ MSGPACK_CODEC: Final = Codec("game.v1.msgpack", binary=True)
 DEFAULT_CODEC: Final = JSON_CODEC
 ALL_CODECS: Final = (JSON_CODEC, MSGPACK_CODEC)
 _BY_NAME: Final = {codec.name: codec for codec in ALL_CODECS}
+# The WebSocket subprotocols the server speaks, one per codec.
+SUBPROTOCOLS: Final = tuple(_BY_NAME)
 _client_tags: frozenset[str] = frozenset()
 _server_tags: frozenset[str] = frozenset()
 

@@ -17,10 +17,17 @@ __all__ = [
     "INVALID",
     "MAX_ID_LENGTH",
     "RATE_LIMITED",
+    "REFUSED_ORIGIN",
+    "REFUSED_QUERY",
+    "REFUSED_SHUTTING_DOWN",
+    "REFUSED_SUBPROTOCOL",
+    "REFUSED_TICKET_PREFIX",
+    "REFUSED_TOO_MANY_CONNECTIONS",
     "ROOM_FULL",
     "SYNC_TOO_OLD",
     "UNKNOWN_TYPE",
     "CloseCode",
+    "ticket_refusal",
 ]
 
 # Request ids are echoed verbatim; a bound keeps replies small and log lines sane.
@@ -47,6 +54,21 @@ ERROR_CODES: Final = frozenset(
         ROOM_FULL, SYNC_TOO_OLD,
     }
 )  # fmt: skip
+
+# Why an upgrade was refused: the `code` of the JSON body of a refused upgrade
+# (`{"error": {"code", "message"}}`, HTTP 403; 429 for too many connections).
+REFUSED_ORIGIN: Final = "origin_not_allowed"
+REFUSED_QUERY: Final = "too_many_query_parameters"
+REFUSED_SUBPROTOCOL: Final = "no_supported_subprotocol"
+REFUSED_SHUTTING_DOWN: Final = "shutting_down"
+REFUSED_TOO_MANY_CONNECTIONS: Final = "too_many_connections"
+# A refused ticket: the prefix and the checker's reason, e.g. `ticket_expired`.
+REFUSED_TICKET_PREFIX: Final = "ticket_"
+
+
+def ticket_refusal(reason: str) -> str:
+    """The refusal code of a ticket refused for ``reason`` (``expired`` -> ``ticket_expired``)."""
+    return REFUSED_TICKET_PREFIX + reason
 
 
 class CloseCode(enum.IntEnum):

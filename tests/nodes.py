@@ -1,4 +1,7 @@
-"""A real Daphne node (``python -m gamebackend.server``) for end-to-end gateway tests."""
+"""A real node (``python -m gamebackend.server``) for end-to-end gateway tests.
+
+It runs the node's default server (uvicorn) unless the test passes ``GAME_SERVER``.
+"""
 
 from __future__ import annotations
 
@@ -89,7 +92,7 @@ def start_node(
     assert secret is not None
     for rule in [TEST_CONNECT_RULE] if rules is None else rules:
         manage(node_env, "flowrule", *rule)
-    log_path = var_dir / "daphne.log"
+    log_path = var_dir / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gamebackend.server"],

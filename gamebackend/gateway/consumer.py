@@ -7,6 +7,7 @@ non-blocking ``tell``; what the actor emits reaches the socket through the sessi
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -22,9 +23,18 @@ import gameproto as p
 from actors import ActorRef, MailboxFull
 from gamebackend.clientaddr import client_address
 from gamebackend.flow.admission import admit
+from gamebackend.gateway import metrics_sampler
+from gamebackend.gateway.asgi_ext import (
+    DEFER_PINGS_KEY,
+    DENIAL_EXTENSION,
+    PING_EVENT,
+    PING_EXTENSION,
+    PONG_EVENT,
+)
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
 from gamebackend.gateway.tickets import TicketRejected, check_ticket
+from gamebackend.metrics import REQUEST_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +53,21 @@ CONNECT_RESOURCE = "ws.connect"
 CONTROL_RESOURCE = "ws.control"
 _CONTROL_TYPES = (p.Ack, p.Ping, p.Pong)
 _resources: dict[type, str] = {}
+_tags: dict[type, str] = {}
+# Requests whose reply has not been written yet, per connection, for the latency
+# histogram; past this many (a client that never reads) the oldest are forgotten.
+MAX_TIMED_REQUESTS = 1024
+_messages_in = metrics_sampler.messages_in
+_messages_out = metrics_sampler.messages_out
+_observe_request = REQUEST_SECONDS.observe
+
+
+def tag_of(kind: type) -> str:
+    """The wire ``type`` of a message class (cached)."""
+    tag = _tags.get(kind)
+    if tag is None:
+        tag = _tags[kind] = str(kind.__struct_config__.tag)  # type: ignore[attr-defined]
+    return tag
 
 
 def resource_of(kind: type) -> str:
@@ -54,6 +79,9 @@ def resource_of(kind: type) -> str:
     return name
 
 
+# A close frame's reason is at most 123 bytes (RFC 6455: 125 minus the code).
+MAX_CLOSE_REASON_BYTES = 123
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
 _BAD_FRAME_CODES = frozenset({p.BAD_MESSAGE, p.INVALID, p.UNKNOWN_TYPE})
 # Channels' alias for "no channel layer": the consumer must not open a per-connection
 # channel-layer receive loop (remote traffic goes to the node's actor system instead).
@@ -105,11 +133,14 @@ class GameConsumer(AsyncConsumer):
     hb_slot = 0
     hb_outstanding = 0
     hb_last_ts = 0
+    hb_alive = False
     # Created on a connection's first bad frame / rejection: most never have one.
     _bad: EventWindow | None = None
     _abuse: EventWindow | None = None
     _server_close: int | None = None
     _ip = ""
+    # Request id -> when it arrived (monotonic), until its reply is written.
+    _timed: dict[Any, float] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels' AsyncConsumer.__call__ multiplexes the socket with a channel-layer
@@ -139,15 +170,27 @@ class GameConsumer(AsyncConsumer):
         elif kind == "websocket.disconnect":
             self._disconnected(int(message.get("code", 1006)))
             raise StopConsumer
+        elif kind == PING_EVENT:
+            await self._protocol_ping(message["bytes"])
         else:
             raise ValueError(f"unexpected ASGI message {kind!r}")
 
     # -- connect -------------------------------------------------------------------------
 
-    async def _refuse(self, reason: str) -> None:
-        # Closing before accept makes Daphne answer the upgrade with HTTP 403.
-        logger.info("ws upgrade from %s refused: %s", self._ip or "?", reason)
-        await self.base_send({"type": "websocket.close"})
+    async def _refuse(self, code: str, message: str) -> None:
+        """Refuse the upgrade before accepting: HTTP 403, with a JSON body naming ``code``
+        where the server supports the denial-response extension (docs/PROTOCOL.md)."""
+        client = self.scope.get("client") or ("?", 0)
+        logger.info("ws upgrade from %s refused: %s", client[0], code)
+        if DENIAL_EXTENSION not in (self.scope.get("extensions") or {}):
+            # Closing before accept makes the server answer the upgrade with a bare 403.
+            await self.base_send({"type": "websocket.close"})
+            return
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        await self.base_send(
+            {"type": "websocket.http.response.start", "status": 403, "headers": _JSON_HEADERS}
+        )
+        await self.base_send({"type": "websocket.http.response.body", "body": body})
 
     async def _connect(self) -> None:
         runtime = get_runtime()
@@ -155,7 +198,7 @@ class GameConsumer(AsyncConsumer):
         # The player's address, not a proxy's (GAME_TRUSTED_PROXIES): every per-IP limit.
         self._ip = client_address(self.scope)
         if not hub.accepting:
-            return await self._refuse("shutting down")
+            return await self._refuse(p.REFUSED_SHUTTING_DOWN, "the server is shutting down")
         # Checked per IP before the ticket, so floods of bad tickets spend tokens too.
         decision = await admit(CONNECT_RESOURCE, ip=self._ip)
         if decision.rejected:
@@ -166,13 +209,17 @@ class GameConsumer(AsyncConsumer):
             )
         origin = _origin(self.scope)
         if origin is not None and origin not in settings.GAME_ALLOWED_ORIGINS:
-            return await self._refuse("origin not allowed")
+            return await self._refuse(p.REFUSED_ORIGIN, "this Origin may not connect")
         codec = p.negotiate(self.scope.get("subprotocols") or [])
         if codec is None:
-            return await self._refuse("no supported subprotocol")
+            return await self._refuse(
+                p.REFUSED_SUBPROTOCOL, f"offer one of: {', '.join(p.SUBPROTOCOLS)}"
+            )
         query = _query(self.scope)
         if query is None:
-            return await self._refuse(f"more than {MAX_QUERY_FIELDS} query parameters")
+            return await self._refuse(
+                p.REFUSED_QUERY, f"at most {MAX_QUERY_FIELDS} query parameters"
+            )
         try:
             claims = await check_ticket(
                 query.get("ticket", ""),
@@ -182,7 +229,9 @@ class GameConsumer(AsyncConsumer):
                 max_lifetime_s=settings.GAME_TICKET_TTL_S,
             )
         except TicketRejected as exc:
-            return await self._refuse(f"ticket {exc.reason}")
+            return await self._refuse(
+                p.ticket_refusal(exc.reason), f"ticket refused ({exc.reason}); get a fresh one"
+            )
         resume_id = query.get("resume") or None
         last_seq: int | None = None
         if resume_id is not None:
@@ -205,9 +254,14 @@ class GameConsumer(AsyncConsumer):
         self.session = session
         self.actor = actor
         offered = self.scope.get("subprotocols") or []
-        await self.base_send(
-            {"type": "websocket.accept", "subprotocol": codec.name if offered else None}
-        )
+        accept: dict[str, Any] = {
+            "type": "websocket.accept",
+            "subprotocol": codec.name if offered else None,
+        }
+        if PING_EXTENSION in (self.scope.get("extensions") or {}):
+            # Protocol-level pings come to us, to be counted against ws.control.
+            accept[DEFER_PINGS_KEY] = True
+        await self.base_send(accept)
         await self.write(
             p.Welcome(
                 session_id=session.session_id,
@@ -231,12 +285,22 @@ class GameConsumer(AsyncConsumer):
         session = self.session
         if session is None:
             return
+        self.hb_alive = True  # any frame proves the client alive: no heartbeat ping due
         try:
             msg = p.decode_client(self.codec, text, data, world_size=settings.GAME_WORLD_SIZE)
         except p.ProtocolError as exc:
+            _messages_in["bad_message"] += 1
             await self._error(session, exc.to_error())
             return
         kind = type(msg)
+        _messages_in[tag_of(kind)] += 1
+        if msg.id is not None and kind not in _CONTROL_TYPES:
+            timed = self._timed
+            if timed is None:
+                timed = self._timed = {}
+            elif len(timed) >= MAX_TIMED_REQUESTS:
+                timed.clear()
+            timed[msg.id] = time.monotonic()
         piggyback = msg.ack
         if piggyback is not None and not session.outbox.ack(piggyback):
             await self._error(
@@ -276,12 +340,28 @@ class GameConsumer(AsyncConsumer):
                     p.Error(code=p.BUSY, message="the player is busy; retry shortly", re=msg.id)
                 )
 
+    async def _protocol_ping(self, payload: bytes) -> None:
+        """A WebSocket ping frame: answered like an application ping, within ws.control."""
+        session = self.session
+        if session is None:
+            return
+        self.hb_alive = True
+        _messages_in["ws_ping_frame"] += 1
+        decision = await admit(CONTROL_RESOURCE, player=session.player_id, ip=self._ip)
+        if decision.rejected:
+            await self._rate_limited(session, None, decision.retry_after_ms)
+            return
+        try:
+            await self.base_send({"type": PONG_EVENT, "bytes": payload})
+        except Exception as exc:  # closing under us, as in write()
+            logger.debug("pong to a closing connection dropped: %r", exc)
+
     async def _rate_limited(self, session: Session, msg: Any, retry_after_ms: int) -> None:
         await session.emit(
             p.Error(
                 code=p.RATE_LIMITED,
                 message="too many messages; slow down",
-                re=msg.id,
+                re=None if msg is None else msg.id,
                 retry_after_ms=retry_after_ms,
             )
         )
@@ -304,6 +384,12 @@ class GameConsumer(AsyncConsumer):
     # -- output (used by the session, the hub and the heartbeat) -------------------------
 
     async def write(self, msg: Any) -> None:
+        _messages_out[tag_of(type(msg))] += 1
+        timed = self._timed
+        if timed:
+            started = timed.pop(getattr(msg, "re", None), None)
+            if started is not None:
+                _observe_request(time.monotonic() - started)
         key = "bytes" if self.codec.binary else "text"
         try:
             await self.base_send({"type": "websocket.send", key: self.codec.encode(msg)})
@@ -317,6 +403,8 @@ class GameConsumer(AsyncConsumer):
         if self._server_close is not None:
             return
         self._server_close = code
+        raw = reason.encode()[:MAX_CLOSE_REASON_BYTES]
+        reason = raw.decode(errors="ignore")  # never split a character
         await self.base_send({"type": "websocket.close", "code": int(code), "reason": reason})
 
     async def heartbeat_ping(self, ts: int) -> None:

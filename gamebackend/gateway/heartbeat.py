@@ -1,8 +1,13 @@
 """Application-level heartbeat for every connection of the node, driven by one task.
 
+Any inbound frame proves the client alive (the consumer sets ``hb_alive``), so only
+connections that were silent for a whole interval are pinged: a playing client costs no
+heartbeat traffic at all. A silent connection is pinged once per interval and closed
+(4408) when ``misses`` pings in a row found it still silent.
+
 A timer per connection would cost a heap entry and a callback each; instead connections
 sit in ``SLOTS`` buckets of a wheel and one task visits one bucket per tick, so each
-connection is pinged once per interval and the cost per tick is only the due bucket.
+connection is looked at once per interval and the cost per tick is only the due bucket.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ class Heartbeating(Protocol):
     hb_slot: int
     hb_outstanding: int
     hb_last_ts: int
+    # Set by the connection on every inbound frame; cleared by the wheel's visit.
+    hb_alive: bool
 
     async def heartbeat_ping(self, ts: int) -> None: ...
 
@@ -56,6 +63,7 @@ class HeartbeatWheel:
         slot = (self._cursor - 1) % SLOTS
         conn.hb_slot = slot
         conn.hb_outstanding = 0
+        conn.hb_alive = False
         self._slots[slot][id(conn)] = conn
 
     def remove(self, conn: Heartbeating) -> None:
@@ -68,13 +76,18 @@ class HeartbeatWheel:
             conn.hb_outstanding = 0
 
     async def tick(self) -> None:
-        """Visit the due bucket: time out silent connections, ping the others."""
+        """Visit the due bucket: skip the ones heard from, time out or ping the silent ones."""
         bucket = self._slots[self._cursor]
         self._cursor = (self._cursor + 1) % SLOTS
         if not bucket:
             return
         ts = self._now_ms()
         for conn in list(bucket.values()):
+            if conn.hb_alive:
+                # Heard from within the last interval: alive, nothing to send.
+                conn.hb_alive = False
+                conn.hb_outstanding = 0
+                continue
             try:
                 if conn.hb_outstanding >= self.misses:
                     self.remove(conn)

@@ -1,8 +1,8 @@
 """The node's gateway runtime: one per process, created on the serving event loop.
 
-It owns the actor system, the hub, the room gateway, the heartbeat task and the state and
-replay flushers; the server
-calls ``runtime_shutdown`` before Daphne cancels the connections (see gamebackend/server.py).
+It owns the actor system, the hub, the room gateway, the heartbeat and metrics tasks, and
+the state and replay flushers; the server calls ``runtime_shutdown`` before it closes what
+is left (see gamebackend/server/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
+from gamebackend.gateway.metrics_sampler import MetricsSampler
 from gamebackend.gateway.replay import DurableReplayStore, RedisReplayStore
 from gamebackend.gateway.rooms import RoomGateway
 from gamebackend.gateway.tickets import ReplayStore
@@ -90,7 +91,15 @@ class Runtime:
             directory=room_directory,
         )
         self.hub.rooms = self.rooms
+        self.sampler = MetricsSampler(
+            system=self.system,
+            enforcement=self.flow.enforcement,
+            flusher=self.flusher,
+            connections=lambda: len(self.hub.connections),
+            sessions=lambda: len(self.hub.sessions),
+        )
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._sampler_task: asyncio.Task[None] | None = None
         self._rooms_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -105,8 +114,12 @@ class Runtime:
         )
         # A fresh context: the first caller may be a request whose context must not leak
         # into a task that lives as long as the process.
-        self._heartbeat_task = asyncio.get_running_loop().create_task(  # owned by Runtime
+        loop = asyncio.get_running_loop()
+        self._heartbeat_task = loop.create_task(  # owned by Runtime
             self.heartbeat.run(), name="gateway-heartbeat", context=contextvars.Context()
+        )
+        self._sampler_task = loop.create_task(  # owned by Runtime
+            self.sampler.run(), name="gateway-metrics", context=contextvars.Context()
         )
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
@@ -119,7 +132,7 @@ class Runtime:
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()
-        for name in ("_heartbeat_task", "_rooms_task"):
+        for name in ("_heartbeat_task", "_rooms_task", "_sampler_task"):
             task = getattr(self, name)
             setattr(self, name, None)
             if task is not None:

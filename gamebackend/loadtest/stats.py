@@ -154,6 +154,10 @@ class RunStats:
             # Window requests with no reply yet (replies to warm-up requests don't count).
             "unanswered": max(0, self.requests - self.answered - self.error_replies),
             "unanswered_all": outstanding,
+            # WebSocket frames both ways per request (requests, replies, acks, pings, pongs).
+            "frames_per_request": (
+                round((self.sent + self.received) / self.requests, 3) if self.requests else None
+            ),
             "sent_per_s": round(self.sent / window, 1) if self.window_s else None,
             "received_per_s": round(self.received / window, 1) if self.window_s else None,
             "answered_per_s": round(self.answered / window, 1) if self.window_s else None,

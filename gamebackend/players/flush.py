@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,8 +49,15 @@ class StateFlusher:
         self._task: asyncio.Task[None] | None = None
         self.flushed = 0
         self.failures = 0
+        # When the oldest record still waiting was added (monotonic), for the flush lag.
+        self.oldest_pending_at: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
 
     def add(self, record: PlayerRecord) -> None:
+        if not self._pending:
+            self.oldest_pending_at = time.monotonic()
         self._pending[record.player_id] = record
         if len(self._pending) >= FLUSH_BATCH:
             self._wake.set()
@@ -83,6 +91,7 @@ class StateFlusher:
                 self._trim()
                 return
             self.flushed += len(batch)
+        self.oldest_pending_at = None
 
     def _trim(self) -> None:
         excess = len(self._pending) - MAX_PENDING

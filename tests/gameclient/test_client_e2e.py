@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
 
 import gameproto as p
-from gameclient import Backoff, GameClient, GameError
+from gameclient import Backoff, ConnectRefused, GameClient, GameError
+from gameproto.tickets import mint_ticket
 from tests.nodes import Node
 
 pytestmark = pytest.mark.slow
@@ -74,3 +76,13 @@ async def test_sdk_resumes_after_a_dropped_connection(node: Node) -> None:
         assert client.session_id == first_session
         assert client.welcome is not None
         assert client.welcome.resumed is True
+
+
+async def test_a_refused_connect_says_why(node: Node) -> None:
+    async def expired() -> str:
+        now = int(time.time())
+        return mint_ticket(secret=node.secret, sub="late", now=now - 25, ttl_s=20)
+
+    with pytest.raises(ConnectRefused) as refused:
+        await GameClient(node.ws_url, expired).connect()
+    assert (refused.value.status, refused.value.code) == (403, "ticket_expired")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Request, Response
 
-from gameclient import Backoff, ClientClosed, GameClient, GameError, SessionLost
+from gameclient import Backoff, ClientClosed, ConnectRefused, GameClient, GameError, SessionLost
 from gameproto import (
     Ack,
     ClientMessage,
@@ -31,10 +32,12 @@ from gameproto import (
     Error,
     Move,
     Ok,
+    Ping,
     Pong,
     ProtocolError,
     ServerMessage,
     ServerPing,
+    ServerPong,
     State,
     StateReq,
     Welcome,
@@ -72,14 +75,21 @@ class FakeGateway:
         self.conns: list[Conn] = []
         self.live: list[ServerConnection] = []
         self.reject_next = 0  # refuse this many upgrades with 403
+        self.reject_json: dict[str, Any] | None = None  # the refusal's JSON body, if any
         self.forget_sessions = False  # resume attempts get resumed:false
         self.replay_from_acked = True  # on resume re-send everything un-acked (dupes)
+        self.answer_pings = False  # answer client pings with pong (the real gateway does)
         self._ids = itertools.count(1)
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         if self.reject_next:
             self.reject_next -= 1
-            return conn.respond(HTTPStatus.FORBIDDEN, "ticket rejected\n")
+            if self.reject_json is None:
+                return conn.respond(HTTPStatus.FORBIDDEN, "ticket rejected\n")
+            response = conn.respond(HTTPStatus.FORBIDDEN, json.dumps(self.reject_json))
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            return response
         return None
 
     async def send(self, ws: ServerConnection, conn: Conn, msg: ServerMessage) -> None:
@@ -163,6 +173,8 @@ class FakeGateway:
             await self.push(ws, conn, session, x=msg.x, y=msg.y, rev=session.rev, re=msg.id)
         elif isinstance(msg, StateReq):
             await self.push(ws, conn, session, x=0.0, y=0.0, rev=session.rev, re=msg.id)
+        elif isinstance(msg, Ping) and self.answer_pings:
+            await self.send(ws, conn, ServerPong(ts=msg.ts))
 
 
 @pytest.fixture
@@ -343,13 +355,40 @@ async def test_heartbeat_timeout_reconnects(gateway: tuple[FakeGateway, str]) ->
         assert fake.conns[1].params["resume"] == "s1"
 
 
+async def test_a_silent_server_is_pinged_and_its_pong_keeps_the_connection(
+    gateway: tuple[FakeGateway, str],
+) -> None:
+    fake, url = gateway
+    fake.heartbeat_s = 0.05  # the fake never pings, but answers the client's pings
+    fake.answer_pings = True
+    _, provider = tickets()
+    async with GameClient(url, provider, backoff=fast_backoff()):
+        # Ten intervals: three times the window after which silence means dead.
+        await eventually(lambda: sum(isinstance(m, Ping) for m in fake.conns[0].received) >= 10)
+        assert len(fake.conns) == 1
+        assert fake.conns[0].close_code is None
+
+
 async def test_initial_connect_failure_propagates(gateway: tuple[FakeGateway, str]) -> None:
     fake, url = gateway
     fake.reject_next = 1
     _, provider = tickets()
     client = GameClient(url, provider)
-    with pytest.raises(InvalidStatus):
+    with pytest.raises(ConnectRefused) as refused:
         await client.connect()
+    assert (refused.value.status, refused.value.code) == (403, "http_403")  # no JSON reason
+    assert isinstance(refused.value.__cause__, InvalidStatus)
+
+
+async def test_a_refusal_names_the_servers_reason(gateway: tuple[FakeGateway, str]) -> None:
+    fake, url = gateway
+    fake.reject_next = 1
+    fake.reject_json = {"error": {"code": "ticket_expired", "message": "get a fresh one"}}
+    _, provider = tickets()
+    with pytest.raises(ConnectRefused) as refused:
+        await GameClient(url, provider).connect()
+    assert (refused.value.status, refused.value.code) == (403, "ticket_expired")
+    assert refused.value.message == "get a fresh one"
 
 
 async def test_reconnect_retries_rejections_then_gives_up(

@@ -72,9 +72,20 @@ def test_heartbeat_monitor() -> None:
     monitor = HeartbeatMonitor(15.0, now=100.0, misses=3)
     assert not monitor.is_dead(100.0 + 45.0)  # slack absorbs the server's timer jitter
     assert monitor.is_dead(100.0 + 15.0 * 3.1)
-    monitor.on_ping(130.0)
+    monitor.on_frame(130.0)  # any server frame, not only pings
     assert not monitor.is_dead(170.0)
     assert monitor.deadline == pytest.approx(130.0 + 46.5)
+
+
+def test_heartbeat_monitor_pings_a_silent_server_once_per_interval() -> None:
+    monitor = HeartbeatMonitor(15.0, now=100.0, misses=3)
+    assert not monitor.ping_due(114.0)
+    assert monitor.ping_due(115.0)
+    monitor.on_ping_sent(115.0)
+    assert not monitor.ping_due(129.0)  # one ping per silent interval
+    assert monitor.ping_due(130.0)
+    monitor.on_frame(131.0)  # the server answered: the interval restarts from its frame
+    assert monitor.ping_at == pytest.approx(146.0)
 
 
 async def test_pending_requests_resolve_and_errors() -> None:

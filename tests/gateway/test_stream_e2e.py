@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -169,6 +170,20 @@ async def test_answered_pings_keep_the_connection(node: Node) -> None:
     await raw.answer_pings_until(5)
     reply = await raw.request({"type": "ping", "ts": 42, "id": "p"})
     assert reply == {"type": "pong", "ts": 42, "re": "p"}
+    await raw.close()
+
+
+async def test_an_active_client_is_never_pinged(node: Node) -> None:
+    raw, _ = await open_session(node, new_player())
+    await raw.recv()
+    # Any frame counts as liveness: a client sending 10 requests per heartbeat interval
+    # (0.6 s) for five intervals gets replies and no ping at all.
+    for i in range(30):
+        await raw.request({"type": "state", "id": i, "ack": i + 1})
+        await asyncio.sleep(0.06)  # the client's own pace, not a wait for the server
+    assert raw.pings == 0
+    # Once it goes quiet, the heartbeat pings it again.
+    await raw.answer_pings_until(1)
     await raw.close()
 
 

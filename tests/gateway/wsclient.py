@@ -92,9 +92,18 @@ class Raw:
 
 async def refused_status(url: str, **kwargs: Any) -> int | None:
     """The HTTP status of a refused upgrade, or None if it was accepted."""
+    refusal = await refused(url, **kwargs)
+    return None if refusal is None else refusal[0]
+
+
+async def refused(url: str, **kwargs: Any) -> tuple[int, Any] | None:
+    """(HTTP status, JSON body or None) of a refused upgrade, or None if it was accepted."""
     try:
         ws = await connect(url, **kwargs)
     except InvalidStatus as exc:
-        return int(exc.response.status_code)
+        body: Any = None
+        if exc.response.headers.get("Content-Type") == "application/json":
+            body = json.loads(exc.response.body or b"null")
+        return int(exc.response.status_code), body
     await ws.close()
     return None

@@ -1,4 +1,4 @@
-"""Run one node: migrate, ensure the operator account, then Daphne and a Celery worker.
+"""Run one node: migrate, ensure the operator account, then the server and a Celery worker.
 
 One supervising command so that ``make run`` is one process to start and one to stop:
 SIGINT/SIGTERM to it stops both children (SIGTERM, then SIGKILL after a grace period).
@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from gamebackend.health.supervision import (
     RESTARTING,
@@ -166,25 +166,41 @@ class WorkerSupervisor:
         )
 
 
+# Under GAME_VAR_DIR: the server processes' Prometheus metric files.
+METRICS_DIR = "metrics"
+
+
 class Command(BaseCommand):
-    help = "Run this node: migrations, operator account, Daphne and a Celery worker."
+    help = "Run this node: migrations, operator account, the ASGI server and a Celery worker."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
             "--skip-setup", action="store_true", help="Do not migrate or create the operator."
         )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help="server processes on the one port (SO_REUSEPORT), each with its own actor "
+            "system; default 1, one per core with REDIS_URL (their players reach each "
+            "other through the channel layer, so more than one needs REDIS_URL)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        processes = server_processes(options["processes"])
         if not options["skip_setup"]:
             self.stdout.write("Applying migrations...")
             call_command("migrate", interactive=False, verbosity=1)
             call_command("ensure_operator")
         bind = settings.GAME_BIND
         state_path = state_file_for(settings.GAME_VAR_DIR, settings.GAME_NODE_ID)
+        self.metrics_dir = fresh_metrics_dir()
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "gamebackend.settings",
             STATE_FILE_ENV: str(state_path),
+            # Prometheus multi-process mode: each process writes its metrics here.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
         }
         worker_cmd = [
             sys.executable, "-m", "celery", "-A", "gamebackend.celery", "worker",
@@ -204,10 +220,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, on_signal)
         worker = WorkerSupervisor(worker_cmd, env, state_path)
         worker.start()
-        web = subprocess.Popen(web_cmd, env=env)
+        webs: dict[str, subprocess.Popen[bytes]] = {}
+        for index in range(processes):
+            name = "web" if processes == 1 else f"web{index}"
+            web_env = {**env, "GAME_PROCESSES": str(processes), "GAME_PROCESS_INDEX": str(index)}
+            webs[name] = subprocess.Popen(web_cmd, env=web_env)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Node {settings.GAME_NODE_ID} ({settings.GAME_PROFILE} profile) starting.\n"
+                f"Node {settings.GAME_NODE_ID} ({settings.GAME_PROFILE} profile, "
+                f"{processes} server process{'es' if processes > 1 else ''}) starting.\n"
                 f"Console: http://{bind.host}:{bind.port}/console/  "
                 f"(readiness: http://{bind.host}:{bind.port}/readyz)"
             )
@@ -216,22 +237,35 @@ class Command(BaseCommand):
         web_died = False
         try:
             while not stop.wait(CHILD_POLL_S):
-                if web.poll() is not None:
+                died = next((name for name, proc in webs.items() if proc.poll() is not None), "")
+                if died:
                     web_died = True
                     logger.error(
-                        "the web server %s; stopping the node (exit 1)",
-                        describe_exit(web.returncode),
+                        "the web server %s %s; stopping the node (exit 1)",
+                        died,
+                        describe_exit(webs[died].returncode),
                     )
                     break
                 worker.check()
             worker.stop_signal()
-            self._stop_children({"web": web, "worker": worker.proc})
+            self._stop_children({**webs, "worker": worker.proc})
         finally:
             state_path.unlink(missing_ok=True)
         if web_died:
             sys.exit(1)
 
     def _stop_children(self, children: dict[str, subprocess.Popen[bytes] | None]) -> None:
+        try:
+            self._stop_all(children)
+        finally:
+            from prometheus_client import multiprocess
+
+            for proc in children.values():
+                if proc is not None:
+                    # Its live gauges stop counting.
+                    multiprocess.mark_process_dead(proc.pid, str(self.metrics_dir))
+
+    def _stop_all(self, children: dict[str, subprocess.Popen[bytes] | None]) -> None:
         for proc in children.values():
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -246,3 +280,28 @@ class Command(BaseCommand):
                 proc.kill()
                 proc.wait()
         self.stdout.write("Node stopped.")
+
+
+def server_processes(requested: int | None) -> int:
+    """How many server processes: as requested, else one, or one per core with Redis."""
+    if requested is None:
+        return (os.cpu_count() or 1) if settings.REDIS_URL else 1
+    if requested < 1:
+        raise CommandError("--processes must be at least 1")
+    if requested > 1 and not settings.REDIS_URL:
+        raise CommandError(
+            "--processes above 1 needs REDIS_URL: the processes reach each other's players "
+            "through the shared channel layer, which a single machine's in-process layer is not"
+        )
+    if requested > 1 and settings.GAME_SERVER != "uvicorn":
+        raise CommandError("--processes above 1 needs GAME_SERVER=uvicorn (SO_REUSEPORT)")
+    return requested
+
+
+def fresh_metrics_dir() -> Path:
+    """``GAME_VAR_DIR/metrics``, emptied: the last run's processes are gone."""
+    path = Path(settings.GAME_VAR_DIR) / METRICS_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return path

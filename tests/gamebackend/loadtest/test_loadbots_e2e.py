@@ -78,8 +78,9 @@ async def test_bots_connect_get_answers_and_spread_sources(node: Node) -> None:
     latency = summary["latency_ms"]
     assert latency["count"] == summary["answered"]
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
-    # The heartbeat (0.6 s on this node) was answered, and acks kept the outbox small.
-    assert summary["pings_answered"] > 0
+    # Acks (mostly piggybacked on requests) kept the small outbox (64) from overflowing:
+    # no close at all (checked above). Sending bots need no heartbeat ping (any frame is
+    # liveness); the idle case is covered by the heartbeat tests.
     assert summary["acks_sent"] > 0
     # Source spreading, seen from both ends.
     assert summary["source_addresses"] == PLAYERS

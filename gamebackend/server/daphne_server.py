@@ -1,16 +1,22 @@
-"""Run Daphne for this node with the project's settings (``python -m gamebackend.server``).
+"""The node on Daphne (``GAME_SERVER=daphne``; Channels' ``runserver`` also runs Daphne).
 
 Daphne is driven from here rather than from its CLI so that the node's settings (bind
 address, message-size limit, keepalive policy) have one source, and so that shutdown is
-graceful: on SIGTERM the gateway stops accepting, closes every socket with 1001 and
-awaits every actor's ``on_stop`` before Daphne cancels what is left.
+graceful: on SIGTERM the gateway drains (``lifecycle.drain_gateway``) before Daphne
+cancels what is left.
+
+What holds on Daphne (docs/PROTOCOL.md): close codes with reasons, the 1009 size limit,
+the graceful drain and ticket redaction, as on the default server. Not on Daphne: the
+JSON body of a refused upgrade (Daphne has no denial-response extension: a bare 403),
+the per-address connection cap and the bound on a slowly trickled request head
+(``GAME_MAX_CONNS_PER_IP``, ``GAME_HANDSHAKE_TIMEOUT_S`` bounds only the application's
+accept), and counting protocol-level pings against ``ws.control`` (autobahn answers them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from typing import Any, cast
 from urllib.parse import unquote
@@ -22,15 +28,10 @@ logger = logging.getLogger("gamebackend.server")
 # Daphne's own keepalive ping is replaced by the game's application-level heartbeat.
 DAPHNE_PING_INTERVAL_S = 24 * 3600
 DAPHNE_PING_TIMEOUT_S = 24 * 3600
-# Time an upgrade may take before Daphne drops the socket.
-WEBSOCKET_CONNECT_TIMEOUT_S = 10
 # Grace for application instances to finish after their socket closed.
 APPLICATION_CLOSE_TIMEOUT_S = 10
 # Players stay connected for as long as they play: no forced reconnect.
 WEBSOCKET_NO_TIMEOUT = -1
-# Past the actors' shutdown deadline, how long the rest of the gateway shutdown (closing
-# sockets, the final flush) may take before the process exits regardless.
-SHUTDOWN_SLACK_S = 2.0
 # A close frame's reason is at most 123 bytes (RFC 6455: 125 minus the code).
 MAX_CLOSE_REASON_BYTES = 123
 # Daphne sweeps every connection for timeouts every 2 s; with its ping off the sweep only
@@ -149,24 +150,14 @@ def build_server(application: Any, **overrides: Any) -> Any:
     from django.conf import settings
     from twisted.internet import defer, reactor
 
-    from gamebackend.gateway.runtime import runtime_shutdown
     from gamebackend.gateway.tickets import redact_ticket
+    from gamebackend.server.lifecycle import drain_gateway
 
     class GameServer(Server):
         def kill_all_applications(self) -> Any:
-            async def graceful() -> None:
-                # Whatever happens inside, the process must go on to exit.
-                limit = settings.GAME_SHUTDOWN_TIMEOUT_S + SHUTDOWN_SLACK_S
-                try:
-                    await asyncio.wait_for(
-                        runtime_shutdown(settings.GAME_SHUTDOWN_TIMEOUT_S), limit
-                    )
-                except TimeoutError:
-                    logger.error("gateway shutdown did not finish within %.1fs; exiting", limit)
-                except Exception:
-                    logger.exception("gateway shutdown failed")
-
-            done = defer.Deferred.fromFuture(asyncio.ensure_future(graceful()))  # owned by reactor
+            done = defer.Deferred.fromFuture(
+                asyncio.ensure_future(drain_gateway())
+            )  # owned by reactor
             done.addBoth(lambda _: Server.kill_all_applications(self))
             return done
 
@@ -196,7 +187,8 @@ def build_server(application: Any, **overrides: Any) -> Any:
         ),
         "action_logger": action_logger,
         "websocket_timeout": WEBSOCKET_NO_TIMEOUT,
-        "websocket_connect_timeout": WEBSOCKET_CONNECT_TIMEOUT_S,
+        # Time the application may take to accept an upgrade before Daphne drops it.
+        "websocket_connect_timeout": settings.GAME_HANDSHAKE_TIMEOUT_S,
         "ping_interval": DAPHNE_PING_INTERVAL_S,
         "ping_timeout": DAPHNE_PING_TIMEOUT_S,
         "websocket_max_message_size": settings.GAME_MAX_MESSAGE_BYTES,
@@ -209,7 +201,6 @@ def build_server(application: Any, **overrides: Any) -> Any:
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gamebackend.settings")
     # Daphne runs Twisted on asyncio; the reactor must be installed before Django loads.
     import django
     from daphne.server import Server  # noqa: F401  (installs the asyncio reactor)
@@ -220,14 +211,10 @@ def main() -> None:
     from gamebackend.asgi import application
 
     logger.info(
-        "node %s (%s profile) listening on %s",
+        "node %s (%s profile) listening on %s (daphne)",
         settings.GAME_NODE_ID,
         settings.GAME_PROFILE,
         settings.GAME_BIND,
     )
     build_server(application).run()
     sys.exit(0)
-
-
-if __name__ == "__main__":
-    main()

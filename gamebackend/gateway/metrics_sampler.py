@@ -1,0 +1,95 @@
+"""Copies this process's gateway state into the Prometheus metrics (``gamebackend.metrics``).
+
+The hot path only bumps plain counters here (``count_in``/``count_out``: a dict update,
+no lock, no shared-memory write per message); the sampler, one task per server process
+owned by the runtime, adds them to the Prometheus counters and sets the gauges every
+``SAMPLE_INTERVAL_S``. Request latencies go straight into their histogram (one
+observation per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from actors import ActorSystem
+from gamebackend import metrics
+from gamebackend.flow.enforcement import FlowEnforcement
+from gamebackend.players.flush import StateFlusher
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_INTERVAL_S = 5.0
+BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
+_DECISIONS = ("allowed", "queued", "rejected")
+
+# Messages by wire type since the last sample (the consumer counts; the sampler drains).
+messages_in: Counter[str] = Counter()
+messages_out: Counter[str] = Counter()
+
+
+class MetricsSampler:
+    def __init__(
+        self,
+        *,
+        system: ActorSystem,
+        enforcement: FlowEnforcement,
+        flusher: StateFlusher,
+        connections: Callable[[], int],
+        sessions: Callable[[], int],
+    ) -> None:
+        self._system = system
+        self._enforcement = enforcement
+        self._flusher = flusher
+        self._connections = connections
+        self._sessions = sessions
+        # Last cumulative values seen, so counters grow by the difference.
+        self._seen: dict[Any, int] = {}
+
+    def _grow(self, key: Any, value: int, counter: Any) -> None:
+        delta = value - self._seen.get(key, 0)
+        self._seen[key] = value
+        if delta > 0:
+            counter.inc(delta)
+
+    def sample(self) -> None:
+        for counts, family in (
+            (messages_in, metrics.MESSAGES_IN),
+            (messages_out, metrics.MESSAGES_OUT),
+        ):
+            drained = dict(counts)
+            counts.clear()
+            for kind, n in drained.items():
+                family.labels(kind).inc(n)
+        metrics.CONNECTIONS.set(self._connections())
+        metrics.SESSIONS.set(self._sessions())
+        totals = self._system.totals()
+        metrics.ACTORS.set(totals["actors"])
+        self._grow("restarts", totals["restarts"], metrics.ACTOR_RESTARTS)
+        self._grow("dead_letters", totals["dead_letters"], metrics.DEAD_LETTERS)
+        depth, deepest = self._system.mailbox_depths()
+        metrics.MAILBOX_DEPTH.set(depth)
+        metrics.MAILBOX_DEPTH_MAX.set(deepest)
+        metrics.FLUSH_BACKLOG.set(len(self._flusher))
+        oldest = self._flusher.oldest_pending_at
+        metrics.FLUSH_LAG.set(0.0 if oldest is None else time.monotonic() - oldest)
+        for breaker in self._enforcement.breakers.snapshot():
+            level = BREAKER_LEVELS.get(str(breaker["state"]), 0)
+            metrics.BREAKER_STATE.labels(breaker["name"]).set(level)
+        for gate in self._enforcement.limiter.counters():
+            for decision in _DECISIONS:
+                key = (gate["resource"], gate["scope"], decision)
+                self._grow(key, int(gate[decision]), metrics.RATE_LIMIT_DECISIONS.labels(*key))
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_INTERVAL_S)
+            try:
+                self.sample()
+            except Exception:
+                # Metrics must never take the gateway down; the next sample tries again.
+                logger.exception("sampling metrics failed")

@@ -1,0 +1,65 @@
+"""``/metrics`` against a real node: Prometheus text, for this host or staff only."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.gateway.wsclient import Raw
+from tests.nodes import Node
+
+pytestmark = pytest.mark.slow
+
+# The sampler copies counts into the metrics every 5 s; a bound for seeing them.
+SAMPLE_BOUND_S = 20.0
+
+
+def fetch(url: str, **headers: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def value(text: str, sample: str) -> float | None:
+    match = re.search(rf"^{re.escape(sample)} ([0-9.e+]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+async def metrics_when(node: Node, ready: object) -> str:
+    async with asyncio.timeout(SAMPLE_BOUND_S):
+        while True:
+            status, text = await asyncio.to_thread(fetch, f"{node.http_url}/metrics")
+            assert status == 200
+            if ready(text):  # type: ignore[operator]
+                return text
+            await asyncio.sleep(0.5)
+
+
+async def test_metrics_count_messages_requests_and_connections(node: Node) -> None:
+    raw = await Raw.open(node.url("metrics-player"))
+    await raw.recv()
+    await raw.recv()
+    for i in range(5):
+        await raw.request({"type": "move", "x": i, "y": i, "id": i})
+    text = await metrics_when(
+        node, lambda t: (value(t, 'game_messages_in_total{type="move"}') or 0) >= 5
+    )
+    assert (value(text, 'game_messages_out_total{type="state"}') or 0) >= 6
+    assert (value(text, "game_request_seconds_count") or 0) >= 5
+    assert value(text, "game_connections") is not None
+    assert 'game_breaker_state{breaker="celery.enqueue"} 0.0' in text
+    assert 'game_rate_limit_decisions_total{decision="allowed",resource="ws.move"' in text
+    await raw.close()
+
+
+def test_metrics_are_refused_to_requests_relayed_by_a_proxy(node: Node) -> None:
+    status, body = fetch(f"{node.http_url}/metrics", **{"X-Forwarded-For": "203.0.113.9"})
+    assert status == 403
+    assert "forbidden" in body
