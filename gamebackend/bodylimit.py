@@ -16,6 +16,7 @@ see ``gamebackend.server`` for Daphne.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 API_PREFIX = "/api/"
 AUTH_PREFIX = "/api/auth/"
 CONSOLE_PREFIX = "/console/"
+logger = logging.getLogger(__name__)
+
 STATUS_TOO_LARGE = 413
 
 
@@ -115,7 +118,7 @@ class BodyLimit:
         limit = self.limits.limit_for(path)
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
-            await self._refuse(send, path, limit)
+            await self._refuse(send, scope, limit, declared)
             return
         received = 0
         over = False
@@ -144,10 +147,15 @@ class BodyLimit:
 
         await self.app(scope, limited_receive, tracked_send)
         if over and not started:
-            await self._refuse(send, path, limit)
+            await self._refuse(send, scope, limit, received)
 
     @staticmethod
-    async def _refuse(send: Send, path: str, limit: int) -> None:
+    async def _refuse(send: Send, scope: Scope, limit: int, size: int) -> None:
+        path = str(scope.get("path", ""))
+        client = scope.get("client") or ("?", 0)
+        logger.info(
+            "request body to %s from %s refused: %d+ bytes, limit %d", path, client[0], size, limit
+        )
         headers, body = too_large_response(path, limit)
         await send({"type": "http.response.start", "status": STATUS_TOO_LARGE, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -181,7 +181,7 @@ class GameConsumer(AsyncConsumer):
         """Refuse the upgrade before accepting: HTTP 403, with a JSON body naming ``code``
         where the server supports the denial-response extension (docs/PROTOCOL.md)."""
         client = self.scope.get("client") or ("?", 0)
-        logger.info("ws upgrade from %s refused: %s", client[0], code)
+        logger.info("ws upgrade from %s refused: %s", self._ip or client[0], code)
         if DENIAL_EXTENSION not in (self.scope.get("extensions") or {}):
             # Closing before accept makes the server answer the upgrade with a bare 403.
             await self.base_send({"type": "websocket.close"})

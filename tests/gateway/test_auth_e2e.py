@@ -68,7 +68,11 @@ async def test_valid_ticket_is_accepted_and_provisions_the_player(node: Node) ->
             "ticket_bad_algorithm",
             id="alg-hs512",
         ),
-        pytest.param(lambda n: signed(n, exp=int(time.time()) - 1), "ticket_expired", id="expired"),
+        pytest.param(
+            lambda n: signed(n, iat=int(time.time()) - 10, exp=int(time.time()) - 1),
+            "ticket_expired",
+            id="expired",
+        ),
         pytest.param(
             # Older than the iat window: its lifetime is longer than any accepted one.
             lambda n: signed(n, iat=int(time.time()) - 45, exp=int(time.time()) + 10),

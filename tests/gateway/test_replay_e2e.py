@@ -39,7 +39,7 @@ async def test_a_used_ticket_is_refused_after_the_node_restarts(
     again = start_node(var_dir, secret=node.secret, env=LONG_TICKETS)
     try:
         assert await refused_status(f"{again.ws_url}?ticket={token}") == 403
-        assert "ticket replayed" in again.log()
+        assert "refused: ticket_replayed" in again.log()
         # The player itself is welcome with a fresh ticket.
         fresh = node.ticket("replayer-1", ttl_s=120)
         assert await refused_status(f"{again.ws_url}?ticket={fresh}") is None

@@ -241,8 +241,8 @@ class Command(BaseCommand):
                 if died:
                     web_died = True
                     logger.error(
-                        "the web server %s %s; stopping the node (exit 1)",
-                        died,
+                        "the web server%s %s; stopping the node (exit 1)",
+                        "" if len(webs) == 1 else f" {died}",
                         describe_exit(webs[died].returncode),
                     )
                     break
