@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck jstest pytest bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python manage.py runnode
 
-## Lint (ruff, import rules), type-check and run the whole test suite.
-test: $(STAMP) lint typecheck pytest
+## Lint (ruff, import rules), type-check and run the whole test suite (Python and JavaScript).
+test: $(STAMP) lint typecheck jstest pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,6 +26,12 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy .
+
+# The JavaScript SDK's unit tests (Node.js 20+, no npm packages; its end-to-end,
+# determinism and browser tests run under pytest).
+NODE ?= node
+jstest:
+	$(NODE) --test --test-reporter=dot --no-warnings tests/gamebackend/play/js/*.test.mjs
 
 # The in-process suite runs in the single-machine profile with its own var directory;
 # cluster-profile tests start their nodes with their own DATABASE_URL/REDIS_URL.
