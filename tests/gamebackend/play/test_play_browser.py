@@ -99,15 +99,6 @@ def test_two_visitors_play_in_one_room_and_see_each_other_move(
     moved = position(bob, alice_id)
     assert moved[1] == start[1]
     assert moved[0] != start[0]
-    # Both browsers run the same simulation: Alice sees herself where Bob sees her, once
-    # both have applied the same frames (her x stops changing when she lets go).
-    alice.wait_for_function(
-        """([id, x, y]) => {
-          const item = document.querySelector(`#players li[data-player="${id}"]`);
-          return item !== null && Number(item.dataset.y) === y;
-        }""",
-        arg=[alice_id, moved[0], moved[1]],
-    )
     alice.screenshot(path=str(screenshots / "alice.png"), full_page=True)
     bob.screenshot(path=str(screenshots / "bob-after.png"), full_page=True)
 
@@ -118,9 +109,12 @@ def test_two_visitors_play_in_one_room_and_see_each_other_move(
         assert int(page.inner_text("#behind")) >= 0
         assert page.inner_text("#mode") in ("interpolate", "predict")
         page.wait_for_function(
-            "document.getElementById('rtt').textContent.endsWith(' ms')", timeout=RTT_TIMEOUT_MS
+            "() => document.getElementById('rtt').textContent.endsWith(' ms')",
+            timeout=RTT_TIMEOUT_MS,
         )
-        # The digests every client reports agree with the server's simulation.
+        # Both browsers report digests of their simulation (every 10 ticks); the server
+        # checks each against its own, and none disagreed.
+        page.wait_for_function("() => Number(document.getElementById('digests').textContent) > 2")
         assert page.is_hidden("#desync")
         assert page.is_hidden("#banner")
     assert problems == []

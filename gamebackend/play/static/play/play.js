@@ -17,7 +17,7 @@ const KEY_BITS = {
 
 const main = document.getElementById("play");
 const ui = Object.fromEntries(
-  ["banner", "desync", "board", "status", "me", "rtt", "tick", "behind", "mode", "players"].map((id) => [
+  ["banner", "desync", "board", "status", "me", "rtt", "tick", "behind", "mode", "digests", "players"].map((id) => [
     id,
     document.getElementById(id),
   ]),
@@ -226,7 +226,10 @@ async function play() {
     } catch (error) {
       show(ui.banner, `Room trouble: ${error.message}`); // e.g. a re-join refused; frames go on
     }
-    if (msg.type === "frame" && msg.room === roomId) listPlayers(room, me);
+    if (msg.type === "frame" && msg.room === roomId) {
+      listPlayers(room, me);
+      ui.digests.textContent = String(room.hashesSent); // the server checks each against its sim
+    }
     if (room.desyncs.length !== desyncs) {
       desyncs = room.desyncs.length;
       const last = room.desyncs.at(-1);

@@ -110,6 +110,17 @@ test("server pings are answered; a silent server is pinged, then dropped and res
   assert.deepEqual(acks(again), [3]);
 });
 
+test("a server that keeps talking is neither pinged nor dropped", async (t) => {
+  const { client, ws, advance } = await setup(t, { heartbeatS: 1 });
+  for (let seq = 1; seq <= 20; seq += 1) {
+    ws.deliver(state(seq)); // any frame is liveness (no server ping needed)
+    await advance(500);
+  }
+  assert.deepEqual(ws.take().filter((m) => m.type === "ping"), []);
+  assert.equal(ws.closedWith, null);
+  assert.equal(client.status, "open");
+});
+
 test("a skipped seq drops the connection and resumes from the last seq seen", async (t) => {
   const { client, server, ws, advance } = await setup(t);
   ws.deliver(state(1));
