@@ -31,6 +31,7 @@ typecheck: $(STAMP)
 # determinism and browser tests run under pytest).
 NODE ?= node
 jstest:
+	$(NODE) --input-type=module --check < gamebackend/play/static/play/play.js
 	$(NODE) --test --test-reporter=dot --no-warnings tests/gamebackend/play/js/*.test.mjs
 
 # The in-process suite runs in the single-machine profile with its own var directory;

@@ -38,7 +38,13 @@ export class Room {
   constructor(
     client,
     roomId,
-    { sim = null, hashEvery = DEFAULT_HASH_EVERY, rollbackAfterS = ROLLBACK_AFTER_S, clock = defaultClock } = {},
+    {
+      sim = null,
+      hashEvery = DEFAULT_HASH_EVERY,
+      rollbackAfterS = ROLLBACK_AFTER_S,
+      clock = defaultClock,
+      logger = console,
+    } = {},
   ) {
     this.client = client;
     this.roomId = roomId;
@@ -46,6 +52,7 @@ export class Room {
     this.hashEvery = hashEvery;
     this.rollbackAfterS = rollbackAfterS;
     this._clock = clock;
+    this._log = logger;
     this.joined = null;
     this.members = [];
     this.frames = []; // the last RECENT_FRAMES confirmed frames
@@ -122,7 +129,7 @@ export class Room {
         keepRecent(this.chat, msg);
         break;
       case "desync":
-        this.client._log?.warn?.(`gameclient: room ${this.roomId}: desync at tick ${msg.tick}`);
+        this._log.warn(`gameclient: room ${this.roomId}: desync at tick ${msg.tick}`);
         this.desyncs.push(msg);
         break;
       default:

@@ -233,8 +233,9 @@ async function play() {
     if (room.desyncs.length !== desyncs) {
       desyncs = room.desyncs.length;
       const last = room.desyncs.at(-1);
-      const server = last.server === undefined ? "" : `, server ${last.server}`;
-      show(ui.desync, `Desync at tick ${last.tick}: digests ${JSON.stringify(Object.fromEntries(Object.entries(last.digests).map(([p, h]) => [p, String(h)])))}${server}.`);
+      const digests = Object.entries(last.digests).map(([player, h]) => `${player} ${h}`);
+      const server = last.server === undefined ? "" : `; server ${last.server}`;
+      show(ui.desync, `Desync at tick ${last.tick}: ${digests.join(", ")}${server}.`);
     }
   }
 }

@@ -51,7 +51,8 @@ const frame = (tick, inputs = []) => ({ type: "frame", seq: tick + 10, room: "ar
 async function joinedRoom(hashEvery = 0) {
   const client = new ScriptedClient();
   const clock = new Clock();
-  const room = new Room(client, "arena", { sim: DEMO, hashEvery, clock: clock.read });
+  const quiet = { warn() {} };
+  const room = new Room(client, "arena", { sim: DEMO, hashEvery, clock: clock.read, logger: quiet });
   await room.join();
   return { room, client, clock };
 }
