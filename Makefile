@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tickets_bench.py
 	$(BIN)/python bench/gateway_bench.py --quick
 	$(BIN)/python bench/rooms_bench.py --scheduler-only --repeats 1
+	$(NODE) bench/jssdk_bench.mjs
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -311,9 +311,10 @@ export class GameClient extends EventTarget {
     }
     if (this._clock() - this._connectedAt >= STABLE_CONNECTION_S) this._backoff.reset();
     this._setStatus("reconnecting", code);
-    this._reconnecting = this._reconnect().finally(() => {
-      this._reconnecting = null;
+    const loop = this._reconnect().finally(() => {
+      if (this._reconnecting === loop) this._reconnecting = null;
     });
+    this._reconnecting = loop;
   }
 
   /** Drop a connection ourselves (the session stays resumable) and reconnect. */

@@ -161,6 +161,9 @@ async function play() {
     show(ui.banner, describeStatus(status, closeCode));
   });
   window.addEventListener("pagehide", () => client.close()); // ends the session: we leave the room
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted) window.location.reload(); // back from the page cache: that client is closed
+  });
 
   const welcome = await client.connect();
   const me = welcome.player_id;
@@ -242,5 +245,5 @@ async function play() {
 
 play().catch((error) => {
   ui.status.textContent = "failed";
-  show(ui.banner, `Could not play: ${error.message}`);
+  show(ui.banner, `Could not play: ${error.message}. Reload the page to try again.`);
 });
