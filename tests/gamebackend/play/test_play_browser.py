@@ -9,7 +9,9 @@ make).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any
 
 import pytest
 
+import gameproto as p
+from gameclient import GameClient
 from tests.nodes import Node
 from tests.services import require_browser
 
@@ -66,6 +70,34 @@ def open_player(browser: Any, url: str, problems: list[str]) -> Any:
     return page
 
 
+def report_a_wrong_digest(node: Node, room: str) -> int:
+    """A third player (the Python SDK, in a thread of its own) joins the room and reports a
+    digest that the server's simulation disagrees with; returns the tick it named."""
+    result: list[int] = []
+
+    async def cheat() -> None:
+        player = f"cheat-{uuid.uuid4().hex[:8]}"
+
+        async def ticket() -> str:
+            return node.ticket(player)
+
+        async with GameClient(node.ws_url, ticket) as client:
+            joined = await client.request(p.Join(room=room))
+            assert isinstance(joined, p.Joined)
+            while True:  # the first frame this player gets is closed and in the history
+                msg = await client.recv()
+                if isinstance(msg, p.Frame) and msg.room == room:
+                    break
+            await client.request(p.Hash(room=room, tick=msg.tick, h=12345))
+            result.append(msg.tick)
+
+    thread = threading.Thread(target=asyncio.run, args=(cheat(),))
+    thread.start()
+    thread.join(BROWSER_TIMEOUT_MS / 1000)
+    assert result, "the third player could not report its digest"
+    return result[0]
+
+
 def position(page: Any, player: str) -> tuple[int, int]:
     item = page.wait_for_selector(f'#players li[data-player="{player}"]')
     return int(item.get_attribute("data-x")), int(item.get_attribute("data-y"))
@@ -74,7 +106,8 @@ def position(page: Any, player: str) -> tuple[int, int]:
 def test_two_visitors_play_in_one_room_and_see_each_other_move(
     node: Node, browser: Any, screenshots: Path
 ) -> None:
-    url = f"{node.http_url}/play/?room=browser-{uuid.uuid4().hex[:8]}"
+    room = f"browser-{uuid.uuid4().hex[:8]}"
+    url = f"{node.http_url}/play/?room={room}"
     problems: list[str] = []
     alice = open_player(browser, url, problems)
     bob = open_player(browser, url, problems)
@@ -118,3 +151,12 @@ def test_two_visitors_play_in_one_room_and_see_each_other_move(
         assert page.is_hidden("#desync")
         assert page.is_hidden("#banner")
     assert problems == []
+
+    # A player whose digest disagrees with the server's simulation: every member is told,
+    # and both pages show the desync banner for that tick. The game goes on.
+    tick = report_a_wrong_digest(node, room)
+    for page in (alice, bob):
+        page.wait_for_selector("#desync:not([hidden])")
+        assert page.inner_text("#desync").startswith(f"Desync at tick {tick}:")
+        assert page.inner_text("#status") == "open"
+    bob.screenshot(path=str(screenshots / "bob-desync.png"), full_page=True)
