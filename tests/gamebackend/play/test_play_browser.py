@@ -81,7 +81,10 @@ def report_a_wrong_digest(node: Node, room: str) -> int:
         async def ticket() -> str:
             return node.ticket(player)
 
-        async with GameClient(node.ws_url, ticket) as client:
+        async with (
+            asyncio.timeout(BROWSER_TIMEOUT_MS / 1000),
+            GameClient(node.ws_url, ticket) as client,
+        ):
             joined = await client.request(p.Join(room=room))
             assert isinstance(joined, p.Joined)
             while True:  # the first frame this player gets is closed and in the history
@@ -91,7 +94,7 @@ def report_a_wrong_digest(node: Node, room: str) -> int:
             await client.request(p.Hash(room=room, tick=msg.tick, h=12345))
             result.append(msg.tick)
 
-    thread = threading.Thread(target=asyncio.run, args=(cheat(),))
+    thread = threading.Thread(target=asyncio.run, args=(cheat(),), daemon=True)
     thread.start()
     thread.join(BROWSER_TIMEOUT_MS / 1000)
     assert result, "the third player could not report its digest"
