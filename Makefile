@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench cluster clean
+.PHONY: run test lint typecheck jstest pytest bench cluster clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ cluster: $(STAMP)
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx)
 	$(BIN)/python -m gamebackend.cluster
 
-## Lint (ruff, import rules), type-check and run the whole test suite.
-test: $(STAMP) lint typecheck pytest
+## Lint (ruff, import rules), type-check and run the whole test suite (Python and JavaScript).
+test: $(STAMP) lint typecheck jstest pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,6 +33,13 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy .
+
+# The JavaScript SDK's unit tests (Node.js 20+, no npm packages; its end-to-end,
+# determinism and browser tests run under pytest).
+NODE ?= node
+jstest:
+	$(NODE) --input-type=module --check < gamebackend/play/static/play/play.js
+	$(NODE) --test --test-reporter=dot --no-warnings tests/gamebackend/play/js/*.test.mjs
 
 # The in-process suite runs in the single-machine profile with its own var directory;
 # cluster-profile tests start their nodes with their own DATABASE_URL/REDIS_URL.
@@ -49,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tickets_bench.py
 	$(BIN)/python bench/gateway_bench.py --quick
 	$(BIN)/python bench/rooms_bench.py --scheduler-only --repeats 1
+	$(NODE) bench/jssdk_bench.mjs
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "gamebackend.rooms",
     "gamebackend.gateway",
     "gamebackend.flow",
+    "gamebackend.play",
     "console",
 ]
 

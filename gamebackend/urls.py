@@ -6,10 +6,12 @@ from django.urls import path, re_path
 from console import views as console_views
 from gamebackend.accounts import views as auth_views
 from gamebackend.health import views as health_views
+from gamebackend.play import views as play_views
 
 urlpatterns = [
     path("", console_views.landing, name="landing"),
     path("docs/<str:name>/", console_views.document, name="document"),
+    path("play/", play_views.play, name="play"),
     path("healthz", health_views.healthz, name="healthz"),
     path("readyz", health_views.readyz, name="readyz"),
     path("metrics", health_views.metrics, name="metrics"),

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import socket
+import subprocess
 
 import pytest
 
@@ -18,6 +19,10 @@ POSTGRES_URL = os.environ.get("GAME_TEST_DATABASE_URL", "postgres://postgres@127
 CONNECT_TIMEOUT_S = 1.0
 # Debian's chromium (apt); Playwright drives it, never a downloaded browser build.
 CHROMIUM = os.environ.get("GAME_TEST_CHROMIUM", "/usr/bin/chromium")
+# Node runs the JavaScript SDK's tests; 20 is the oldest it supports (`node --test`, and a
+# WebSocket with --experimental-websocket).
+NODE = os.environ.get("GAME_TEST_NODE", "node")
+NODE_MIN_MAJOR = 20
 
 
 def services_required() -> bool:
@@ -57,3 +62,25 @@ def require_browser() -> str:
             pytest.fail(f"{message} and GAME_REQUIRE_SERVICES=1", pytrace=False)
         pytest.skip(message)
     return CHROMIUM
+
+
+def require_node() -> str:
+    """Node.js 20+: skip locally, fail in CI if missing. Returns its executable path."""
+    path = shutil.which(NODE)
+    problem = None
+    if path is None:
+        problem = f"node ({NODE}; Node.js {NODE_MIN_MAJOR}+)"
+    else:
+        version = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, check=False, timeout=30
+        ).stdout.strip()
+        major = version.lstrip("v").split(".")[0]
+        if not major.isdigit() or int(major) < NODE_MIN_MAJOR:
+            problem = f"Node.js {NODE_MIN_MAJOR}+ (found {version or 'nothing'} at {path})"
+    if problem is None:
+        assert path is not None
+        return path
+    message = f"JavaScript SDK tests need {problem}"
+    if services_required():
+        pytest.fail(f"{message} and GAME_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(message)

@@ -25,8 +25,8 @@ def test_landing_page_links_the_console_the_docs_and_the_game_endpoint(
     assert "Game WebSocket protocol (v1)" in page  # each document by its own title
     assert "ws://testserver/ws/game/?ticket=" in page
     assert "POST /api/auth/guest" in page  # guests are on in this profile
-    # No play page is served by this node yet, so none is linked.
-    assert "/play/" not in page
+    # The browser play page (gamebackend/play) is served, so it is linked.
+    assert 'href="/play/"' in page
     # Built on the site's base template (the footer names the node).
     assert f"Node {settings.GAME_NODE_ID} (single profile)" in page
     assert [t.name for t in response.templates][:2] == [
@@ -35,10 +35,10 @@ def test_landing_page_links_the_console_the_docs_and_the_game_endpoint(
     ]
 
 
-@override_settings(ROOT_URLCONF="tests.console.urls_with_play")
-def test_the_play_page_is_linked_once_it_exists(client: Client) -> None:
+@override_settings(ROOT_URLCONF="tests.console.urls_without_play")
+def test_the_play_page_is_linked_only_while_it_exists(client: Client) -> None:
     page = client.get("/").content.decode()
-    assert 'href="/play/"' in page
+    assert "/play/" not in page
 
 
 def test_documents_are_served_from_the_checkout(client: Client) -> None:
