@@ -5,12 +5,16 @@ It runs the node's default server (uvicorn) unless the test passes ``GAME_SERVER
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,6 +71,43 @@ class Node:
 TEST_CONNECT_RULE = ("ws.connect", "--scope", "ip", "--rate", "1000", "--burst", "1000")
 
 
+SQLITE_DB = "db.sqlite3"
+# Migrated single-machine databases, made once per test process and copied for each node
+# (a migrate is a Django start-up of its own: seconds per node otherwise).
+_templates: dict[bool, Path] = {}
+
+
+def _template_db(with_connect_rule: bool) -> Path:
+    """A migrated SQLite database (with the tests' connect rule, or with the shipped rules
+    only), checkpointed so the one file holds everything."""
+    template = _templates.get(with_connect_rule)
+    if template is None:
+        directory = Path(tempfile.mkdtemp(prefix="gamebackend-node-template-"))
+        atexit.register(shutil.rmtree, directory, True)
+        env = child_env(directory)
+        manage(env, "migrate", "--noinput")
+        if with_connect_rule:
+            manage(env, "flowrule", *TEST_CONNECT_RULE)
+        template = directory / SQLITE_DB
+        with sqlite3.connect(template) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        _templates[with_connect_rule] = template
+    return template
+
+
+def _prepare_database(var_dir: Path, env: dict[str, str], rules: list[tuple[str, ...]] | None):
+    """Migrate the node's database and set its rules (a copy of a template on SQLite)."""
+    if "DATABASE_URL" in env:
+        manage(env, "migrate", "--noinput")
+        for rule in [TEST_CONNECT_RULE] if rules is None else rules:
+            manage(env, "flowrule", *rule)
+        return
+    shutil.copyfile(_template_db(with_connect_rule=rules is None), var_dir / SQLITE_DB)
+    for rule in rules or []:
+        manage(env, "flowrule", *rule)
+
+
 def start_node(
     var_dir: Path,
     *,
@@ -86,12 +127,15 @@ def start_node(
         secret = secret or from_env or secrets.token_urlsafe(32)
         node_env = child_env(var_dir, PORT=str(port), GAME_JWT_SECRET=secret, **extra)
     var_dir.mkdir(parents=True, exist_ok=True)
-    manage(node_env, "migrate", "--noinput")
     if generated_secret:
+        # As a fresh single machine: its own migrate generates var/secrets.json.
+        manage(node_env, "migrate", "--noinput")
+        for rule in [TEST_CONNECT_RULE] if rules is None else rules:
+            manage(node_env, "flowrule", *rule)
         secret = json.loads((var_dir / "secrets.json").read_text())["jwt_secret"]
+    else:
+        _prepare_database(var_dir, node_env, rules)
     assert secret is not None
-    for rule in [TEST_CONNECT_RULE] if rules is None else rules:
-        manage(node_env, "flowrule", *rule)
     log_path = var_dir / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
