@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "gamebackend.rooms",
     "gamebackend.gateway",
     "gamebackend.flow",
+    "gamebackend.snapshots",
     "gamebackend.play",
     "console",
 ]
@@ -219,6 +220,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 GAME_CELERY_CONCURRENCY = conf.env_int("GAME_CELERY_CONCURRENCY", 4, minimum=1)
+# Periodic tasks: runnode starts the worker with an embedded beat (-B) in both profiles;
+# the tasks are idempotent, so two nodes' beats running one twice is harmless.
+GAME_SNAPSHOT_PRUNE_EVERY_S = conf.env_float("GAME_SNAPSHOT_PRUNE_EVERY_S", 3600.0, minimum=1.0)
+GAME_EVENT_PRUNE_EVERY_S = conf.env_float("GAME_EVENT_PRUNE_EVERY_S", 3600.0, minimum=1.0)
+CELERY_BEAT_SCHEDULE = {
+    "snapshots-prune": {
+        "task": "gamebackend.snapshots.prune",
+        "schedule": GAME_SNAPSHOT_PRUNE_EVERY_S,
+    },
+}
 
 # --- Game runtime -------------------------------------------------------------------------
 
@@ -266,6 +277,27 @@ GAME_MAX_CONSOLE_BODY_BYTES = conf.env_int(
     "GAME_MAX_CONSOLE_BODY_BYTES", 1024 * 1024, minimum=16 * 1024
 )
 GAME_MAX_BODY_BYTES = conf.env_int("GAME_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+
+# --- Durable state (docs/DURABILITY.md) ----------------------------------------------------
+
+# A flush batch leaves when this many entities are dirty, or GAME_FLUSH_MS after the first.
+GAME_FLUSH_BATCH = conf.env_int("GAME_FLUSH_BATCH", 64, minimum=1)
+GAME_FLUSH_MS = conf.env_float("GAME_FLUSH_MS", 10.0, minimum=0.0)
+# Entities the node holds unflushed (coalesced, newest version each) plus in flight before
+# it refuses new players with close 1013.
+GAME_FLUSH_BUFFER_MAX = conf.env_int("GAME_FLUSH_BUFFER_MAX", 100_000, minimum=1)
+# A sent batch whose rows are not committed after this long is sent again (from the journal).
+GAME_FLUSH_REDELIVER_S = conf.env_float("GAME_FLUSH_REDELIVER_S", 10.0, minimum=0.1)
+# A batch failing this many times in the worker goes to the dead-letter table.
+GAME_FLUSH_MAX_RETRIES = conf.env_int("GAME_FLUSH_MAX_RETRIES", 5, minimum=0)
+# Periodic snapshots of online entities, and what the beat task keeps.
+GAME_SNAPSHOT_EVERY_S = conf.env_float("GAME_SNAPSHOT_EVERY_S", 60.0, minimum=0.1)
+GAME_SNAPSHOT_KEEP = conf.env_int("GAME_SNAPSHOT_KEEP", 20, minimum=1)
+GAME_SNAPSHOT_DAILY_DAYS = conf.env_int("GAME_SNAPSHOT_DAILY_DAYS", 7, minimum=0)
+# The in-process event bus: worker tasks and queue bound; the event log's retention.
+GAME_EVENT_WORKERS = conf.env_int("GAME_EVENT_WORKERS", 8, minimum=1)
+GAME_EVENT_QUEUE_MAX = conf.env_int("GAME_EVENT_QUEUE_MAX", 10_000, minimum=1)
+GAME_EVENT_LOG_DAYS = conf.env_int("GAME_EVENT_LOG_DAYS", 14, minimum=1)
 
 # --- Rooms (docs/ROOMS.md) -------------------------------------------------------------------
 

@@ -86,6 +86,7 @@ class Hub:
         load_record: Callable[[str], Awaitable[PlayerRecord]],
         presence_layer: Any = None,
         directory: PlayerDirectory | None = None,
+        on_stopped: Callable[[PlayerRecord], None] | None = None,
     ) -> None:
         self.system = system
         self.heartbeat = heartbeat
@@ -95,6 +96,8 @@ class Hub:
         self._load_record = load_record
         self._presence_layer = presence_layer
         self.directory = directory
+        # Told each stopped player's last version (the node's logout snapshots).
+        self._on_stopped = on_stopped
         # Room messages go here (set by the runtime; see gateway/rooms.py).
         self.rooms: RoomGateway | None = None
         self.sessions: dict[str, Session] = {}
@@ -278,6 +281,8 @@ class Hub:
     async def stopped(self, record: PlayerRecord) -> None:
         """A player's actor ran on_stop: keep its last state, announce ``player.offline``."""
         player_id = record.player_id
+        if self._on_stopped is not None:
+            self._on_stopped(record)
         recent = self._recent
         recent[player_id] = record
         recent.move_to_end(player_id)

@@ -19,7 +19,7 @@ from typing import Any
 from actors import ActorSystem
 from gamebackend import metrics
 from gamebackend.flow.enforcement import FlowEnforcement
-from gamebackend.players.flush import StateFlusher
+from gamebackend.players.flush import FlushBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class MetricsSampler:
         *,
         system: ActorSystem,
         enforcement: FlowEnforcement,
-        flusher: StateFlusher,
+        flusher: FlushBuffer,
         connections: Callable[[], int],
         sessions: Callable[[], int],
     ) -> None:

@@ -209,6 +209,9 @@ class Command(BaseCommand):
             # Gossip, mingle and events use broadcast, which the filesystem broker lacks
             # and the node does not need.
             "--without-gossip", "--without-mingle",
+            # An embedded beat runs the periodic tasks (snapshot and event-log retention).
+            "--beat", "--schedule",
+            str(settings.GAME_VAR_DIR / f"celerybeat-{settings.GAME_NODE_ID}.db"),
         ]  # fmt: skip
         web_cmd = [sys.executable, "-m", "gamebackend.server"]
         stop = threading.Event()
