@@ -220,16 +220,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 GAME_CELERY_CONCURRENCY = conf.env_int("GAME_CELERY_CONCURRENCY", 4, minimum=1)
-# Periodic tasks: runnode starts the worker with an embedded beat (-B) in both profiles;
-# the tasks are idempotent, so two nodes' beats running one twice is harmless.
+# Periodic tasks (retention): runnode's supervisor enqueues them (management/periodic.py)
+# in both profiles; they are idempotent, so two nodes sending one twice is harmless.
 GAME_SNAPSHOT_PRUNE_EVERY_S = conf.env_float("GAME_SNAPSHOT_PRUNE_EVERY_S", 3600.0, minimum=1.0)
-GAME_EVENT_PRUNE_EVERY_S = conf.env_float("GAME_EVENT_PRUNE_EVERY_S", 3600.0, minimum=1.0)
-CELERY_BEAT_SCHEDULE = {
-    "snapshots-prune": {
-        "task": "gamebackend.snapshots.prune",
-        "schedule": GAME_SNAPSHOT_PRUNE_EVERY_S,
-    },
-}
 
 # --- Game runtime -------------------------------------------------------------------------
 
@@ -287,7 +280,7 @@ GAME_FLUSH_MS = conf.env_float("GAME_FLUSH_MS", 10.0, minimum=0.0)
 # it refuses new players with close 1013.
 GAME_FLUSH_BUFFER_MAX = conf.env_int("GAME_FLUSH_BUFFER_MAX", 100_000, minimum=1)
 # A sent batch whose rows are not committed after this long is sent again (from the journal).
-GAME_FLUSH_REDELIVER_S = conf.env_float("GAME_FLUSH_REDELIVER_S", 10.0, minimum=0.1)
+GAME_FLUSH_REDELIVER_S = conf.env_float("GAME_FLUSH_REDELIVER_S", 5.0, minimum=0.1)
 # A batch failing this many times in the worker goes to the dead-letter table.
 GAME_FLUSH_MAX_RETRIES = conf.env_int("GAME_FLUSH_MAX_RETRIES", 5, minimum=0)
 # Periodic snapshots of online entities, and what the beat task keeps.

@@ -42,7 +42,9 @@ logger = logging.getLogger(__name__)
 TICKET_JOURNAL_FILE = "tickets.sqlite3"
 # The flush journal of one server process (docs/DURABILITY.md), under GAME_VAR_DIR.
 FLUSH_JOURNAL_DIR = "flush"
-# The shutdown drain waits at least this long for the worker to commit the last batches.
+# The shutdown drain waits this long at most for the worker to commit the last batches
+# (and at least FLUSH_DRAIN_MIN_S); what is left stays journaled for the next start.
+FLUSH_DRAIN_MAX_S = 3.0
 FLUSH_DRAIN_MIN_S = 0.5
 
 
@@ -165,7 +167,8 @@ class Runtime:
         await self.rooms.close()
         # Drain: what the actors handed over is sent and, within what is left of the
         # deadline, committed; the rest stays journaled for the next start.
-        await self.flusher.close(max(FLUSH_DRAIN_MIN_S, deadline - time.monotonic()))
+        left = min(FLUSH_DRAIN_MAX_S, deadline - time.monotonic())
+        await self.flusher.close(max(FLUSH_DRAIN_MIN_S, left))
         register_node_buffer(None)
         await self.snapshotter.send_queued()
         await self.replay_store.close()

@@ -165,9 +165,9 @@ class FlushBuffer:
     def add(self, record: PlayerRecord) -> None:
         """Hand a new version over (memory only, never blocks); older versions lose."""
         pending = self._pending
-        held = pending.get(record.player_id)
+        held = pending.get(record.player_id) or self._unconfirmed.get(record.player_id)
         if held is not None and held.lsn >= record.lsn:
-            return
+            return  # this version (or a newer one) is already held or on its way
         if not pending:
             self._first_dirty_at = self._clock()
             self._dirty.set()

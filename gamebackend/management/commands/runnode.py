@@ -43,6 +43,7 @@ from gamebackend.health.supervision import (
     state_file_for,
     write_worker_state,
 )
+from gamebackend.management.periodic import PeriodicTasks, periodic_schedule
 
 logger = logging.getLogger("gamebackend.runnode")
 
@@ -209,9 +210,6 @@ class Command(BaseCommand):
             # Gossip, mingle and events use broadcast, which the filesystem broker lacks
             # and the node does not need.
             "--without-gossip", "--without-mingle",
-            # An embedded beat runs the periodic tasks (snapshot and event-log retention).
-            "--beat", "--schedule",
-            str(settings.GAME_VAR_DIR / f"celerybeat-{settings.GAME_NODE_ID}.db"),
         ]  # fmt: skip
         web_cmd = [sys.executable, "-m", "gamebackend.server"]
         stop = threading.Event()
@@ -222,6 +220,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         worker = WorkerSupervisor(worker_cmd, env, state_path)
+        # The node's beat: enqueues the periodic tasks (retention) from this process.
+        beat = PeriodicTasks(periodic_schedule())
         worker.start()
         webs: dict[str, subprocess.Popen[bytes]] = {}
         for index in range(processes):
@@ -250,6 +250,7 @@ class Command(BaseCommand):
                     )
                     break
                 worker.check()
+                beat.tick()
             worker.stop_signal()
             self._stop_children({**webs, "worker": worker.proc})
         finally:
