@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "gamebackend.gateway",
     "gamebackend.flow",
     "gamebackend.snapshots",
+    "gamebackend.events",
     "gamebackend.play",
     "console",
 ]
@@ -222,7 +223,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 GAME_CELERY_CONCURRENCY = conf.env_int("GAME_CELERY_CONCURRENCY", 4, minimum=1)
 # Periodic tasks (retention): runnode's supervisor enqueues them (management/periodic.py)
 # in both profiles; they are idempotent, so two nodes sending one twice is harmless.
-GAME_SNAPSHOT_PRUNE_EVERY_S = conf.env_float("GAME_SNAPSHOT_PRUNE_EVERY_S", 3600.0, minimum=1.0)
+GAME_RETENTION_EVERY_S = conf.env_float("GAME_RETENTION_EVERY_S", 3600.0, minimum=1.0)
 
 # --- Game runtime -------------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ class Hub:
         presence_layer: Any = None,
         directory: PlayerDirectory | None = None,
         on_stopped: Callable[[PlayerRecord], None] | None = None,
+        on_started: Callable[[PlayerRecord], None] | None = None,
     ) -> None:
         self.system = system
         self.heartbeat = heartbeat
@@ -98,6 +99,7 @@ class Hub:
         self.directory = directory
         # Told each stopped player's last version (the node's logout snapshots).
         self._on_stopped = on_stopped
+        self._on_started = on_started  # told each player actor's first version
         # Room messages go here (set by the runtime; see gateway/rooms.py).
         self.rooms: RoomGateway | None = None
         self.sessions: dict[str, Session] = {}
@@ -187,9 +189,12 @@ class Hub:
                 record = await self._take_over(player_id, previous) or record
         if record is None:
             record = await self._load_record(player_id)
-        return await self.system.spawn(
+        ref = await self.system.spawn(
             PlayerActor, PlayerState(record), self, name=name, supervisor=PLAYER_SUPERVISOR
         )
+        if self._on_started is not None:
+            self._on_started(record)
+        return ref
 
     async def _take_over(self, player_id: str, node: str) -> PlayerRecord | None:
         """Ask the player's actor on ``node`` for the live state (it closes 4409 and stops)."""

@@ -19,6 +19,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from actors import ActorSystem
+from gamebackend.events.bus import ALL, DomainEvent, EventBus
+from gamebackend.events.forwarder import EventForwarder
 from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
@@ -70,6 +72,12 @@ class Runtime:
             max_entities=settings.GAME_FLUSH_BUFFER_MAX,
             redeliver_s=settings.GAME_FLUSH_REDELIVER_S,
         )
+        # Domain events: the in-process bus, and its durable handler (the event log).
+        self.events = EventBus(
+            workers=settings.GAME_EVENT_WORKERS, queue_max=settings.GAME_EVENT_QUEUE_MAX
+        )
+        self.event_forwarder = EventForwarder(guard=breakers.breaker("celery.enqueue").call)
+        self.events.subscribe(ALL, self.event_forwarder)
         self.snapshotter = Snapshotter(
             every_s=settings.GAME_SNAPSHOT_EVERY_S, guard=breakers.breaker("celery.enqueue").call
         )
@@ -102,7 +110,8 @@ class Runtime:
             load_record=self._load_record,
             presence_layer=get_channel_layer(),
             directory=directory,
-            on_stopped=self.snapshotter.stopped,
+            on_stopped=self._player_stopped,
+            on_started=self._player_started,
         )
         self.rooms = RoomGateway(
             system=self.system,
@@ -124,6 +133,7 @@ class Runtime:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._sampler_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
+        self._events_task: asyncio.Task[None] | None = None
         self._rooms_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -133,8 +143,22 @@ class Runtime:
         self.flusher.add(record)
         self.snapshotter.changed(record)
 
+    def publish(self, event_type: str, **data: object) -> bool:
+        """Publish a domain event on this node's bus (never blocks; False if dropped)."""
+        return self.events.publish(
+            DomainEvent(type=event_type, data=dict(data), node=settings.GAME_NODE_ID)
+        )
+
+    def _player_started(self, record: PlayerRecord) -> None:
+        self.publish("player.online", player_id=record.player_id, lsn=record.lsn)
+
+    def _player_stopped(self, record: PlayerRecord) -> None:
+        self.snapshotter.stopped(record)
+        self.publish("player.offline", player_id=record.player_id, lsn=record.lsn)
+
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.events.start()
         register_node_buffer(self.flusher)
         self.flusher.start()
         if isinstance(self.replay_store, DurableReplayStore):
@@ -156,6 +180,9 @@ class Runtime:
         self._snapshot_task = loop.create_task(  # owned by Runtime
             self.snapshotter.run(), name="snapshots", context=contextvars.Context()
         )
+        self._events_task = loop.create_task(  # owned by Runtime
+            self.event_forwarder.run(), name="event-log", context=contextvars.Context()
+        )
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
         if self._closed:
@@ -171,10 +198,18 @@ class Runtime:
         await self.flusher.close(max(FLUSH_DRAIN_MIN_S, left))
         register_node_buffer(None)
         await self.snapshotter.send_queued()
+        await self.events.close()
+        await self.event_forwarder.flush()
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()
-        for name in ("_heartbeat_task", "_rooms_task", "_sampler_task", "_snapshot_task"):
+        for name in (
+            "_heartbeat_task",
+            "_rooms_task",
+            "_sampler_task",
+            "_snapshot_task",
+            "_events_task",
+        ):
             task = getattr(self, name)
             setattr(self, name, None)
             if task is not None:

@@ -21,7 +21,8 @@ FIRST_RUN_DELAY_S = 60.0
 
 def periodic_schedule() -> dict[str, float]:
     """Task name -> period in seconds."""
-    return {"gamebackend.snapshots.prune": settings.GAME_SNAPSHOT_PRUNE_EVERY_S}
+    every = settings.GAME_RETENTION_EVERY_S
+    return {"gamebackend.snapshots.prune": every, "gamebackend.events.prune": every}
 
 
 def _send(name: str) -> None:

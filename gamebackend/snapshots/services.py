@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from gamebackend.events.services import event_emit_durable
 from gamebackend.players.live import live_players
 from gamebackend.players.selectors import player_record_get
 from gamebackend.players.services import player_state_force
@@ -144,6 +145,10 @@ def snapshot_take(
             snapshot_audit_write(
                 action=AUDIT_TAKE, snapshot=snap, by=by, detail={"lsn": record.lsn}
             )
+        event_emit_durable(
+            type="snapshot.taken",
+            data={"snapshot": snap.pk, "entity_id": entity_id, "lsn": record.lsn, "reason": reason},
+        )
     return snap
 
 
@@ -173,6 +178,15 @@ def snapshot_restore(*, snapshot_id: int, by: Any) -> RestoreResult:
         snapshot=snap,
         by=by,
         detail={"target": target, "lsn": record.lsn, "pre_restore": pre.pk},
+    )
+    event_emit_durable(
+        type="snapshot.restored",
+        data={
+            "snapshot": snap.pk,
+            "entity_id": snap.entity_id,
+            "target": target,
+            "lsn": record.lsn,
+        },
     )
     logger.info(
         "snapshot %s restored to %s %s (%s, lsn %d)",
