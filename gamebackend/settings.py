@@ -183,6 +183,8 @@ else:
 # --- Celery -------------------------------------------------------------------------------
 
 CELERY_BROKER_DIR = GAME_VAR_DIR / "broker"
+# How often the single-machine worker looks for new messages in the broker folder.
+FILESYSTEM_POLL_S = 0.005
 CELERY_RESULTS_DIR = GAME_VAR_DIR / "results"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -197,6 +199,8 @@ else:
     # supplied. Reverting to default" each time a connection without one is copied (the
     # worker's consumer, every producer pool): naming it keeps the log clean.
     CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's filesystem transport with atomic message writes (gamebackend/fsbroker.py).
+    CELERY_BROKER_TRANSPORT = "gamebackend.fsbroker:Transport"
     CELERY_RESULT_BACKEND = f"file://{CELERY_RESULTS_DIR}"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder both ways: producers and the worker share it on this machine.
@@ -206,6 +210,10 @@ else:
         "store_processed": False,
         # Broadcast (remote control) files too, or kombu writes them into the CWD.
         "control_folder": str(CELERY_BROKER_DIR / "control"),
+        # kombu polls the folder every second by default: a flush batch would wait up to
+        # a second before the worker sees it (docs/DURABILITY.md; the lag is measured in
+        # BENCHMARKS.md). A directory listing every FILESYSTEM_POLL_S costs little.
+        "polling_interval": FILESYSTEM_POLL_S,
     }
 # JSON only: pickle from a broker is remote code execution.
 CELERY_ACCEPT_CONTENT = ["json"]
