@@ -251,53 +251,61 @@ async def measure_lag(profile: Profile) -> list[float]:
 
 
 def measure_throughput(profile: Profile) -> tuple[float, float]:
-    """(entities/s through broker + worker, entities/s of the statement alone)."""
-    env_backup = dict(os.environ)
-    os.environ.update({k: v for k, v in profile.env.items() if k not in ("PORT",)})
-    for key in ("DATABASE_URL", "REDIS_URL"):
-        if key not in profile.env:
-            os.environ.pop(key, None)
-    try:
-        import django
+    """(entities/s through broker + worker, entities/s of the statement alone), measured
+    in a child process with the profile's settings (Django is set up once per process)."""
+    env = {k: v for k, v in profile.env.items() if k != "PORT"}
+    done = subprocess.run(
+        [PY, __file__, "--throughput-child"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=COMMIT_TIMEOUT_S * 4,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"throughput child failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(result["worker"]), float(result["statement"])
 
-        django.setup()
-        from gamebackend.players.services import player_states_upsert
-        from gamebackend.players.tasks import flush_batch
 
-        prefix = f"tp{uuid.uuid4().hex[:6]}-"
-        batches = [
-            {"id": uuid.uuid4().hex, "kind": "player", "states": [
-                {"player_id": f"{prefix}{b}-{i}", "x": 1.0, "y": 1.0, "lsn": 1}
-                for i in range(BATCH)
-            ]}
-            for b in range(THROUGHPUT_BATCHES)
-        ]  # fmt: skip
-        start = time.perf_counter()
-        for batch in batches:
-            flush_batch.delay(batch)
-        total = THROUGHPUT_BATCHES * BATCH
-        deadline = time.monotonic() + COMMIT_TIMEOUT_S * 3
-        while len(profile.rows(prefix)) < total:
-            if time.monotonic() > deadline:
-                raise SystemExit("throughput batches not committed in time")
-            time.sleep(POLL_S)
-        through_worker = total / (time.perf_counter() - start)
-        direct_prefix = f"dp{uuid.uuid4().hex[:6]}-"
-        start = time.perf_counter()
-        for b in range(THROUGHPUT_BATCHES):
-            states = [
-                {"player_id": f"{direct_prefix}{b}-{i}", "x": 1.0, "y": 1.0, "lsn": 1}
-                for i in range(BATCH)
-            ]
-            player_states_upsert(states=states)
-        direct = total / (time.perf_counter() - start)
-        from django.db import connections
+def throughput_child() -> None:
+    import django
 
-        connections.close_all()
-        return through_worker, direct
-    finally:
-        os.environ.clear()
-        os.environ.update(env_backup)
+    django.setup()
+    from django.db import connection
+
+    from gamebackend.players.models import Player
+    from gamebackend.players.services import player_states_upsert
+    from gamebackend.players.tasks import flush_batch
+
+    def committed(prefix: str) -> int:
+        return Player.objects.filter(player_id__startswith=prefix).count()
+
+    prefix = f"tp{uuid.uuid4().hex[:6]}-"
+    batches = [
+        {"id": uuid.uuid4().hex, "kind": "player", "states": [
+            {"player_id": f"{prefix}{b}-{i}", "x": 1.0, "y": 1.0, "lsn": 1}
+            for i in range(BATCH)
+        ]}
+        for b in range(THROUGHPUT_BATCHES)
+    ]  # fmt: skip
+    total = THROUGHPUT_BATCHES * BATCH
+    start = time.perf_counter()
+    for batch in batches:
+        flush_batch.delay(batch)
+    deadline = time.monotonic() + COMMIT_TIMEOUT_S * 3
+    while committed(prefix) < total:
+        if time.monotonic() > deadline:
+            raise SystemExit("throughput batches not committed in time")
+        time.sleep(POLL_S)
+    through_worker = total / (time.perf_counter() - start)
+    direct_prefix = f"dp{uuid.uuid4().hex[:6]}-"
+    start = time.perf_counter()
+    for b in range(THROUGHPUT_BATCHES):
+        states = [
+            {"player_id": f"{direct_prefix}{b}-{i}", "x": 1.0, "y": 1.0, "lsn": 1}
+            for i in range(BATCH)
+        ]
+        player_states_upsert(states=states)
+    direct = total / (time.perf_counter() - start)
+    connection.close()
+    print(json.dumps({"worker": through_worker, "statement": direct}))
 
 
 async def measure_loss(profile: Profile) -> tuple[int, float]:
@@ -362,7 +370,11 @@ def run_profile(name: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", choices=["single", "cluster", "both"], default="both")
+    parser.add_argument("--throughput-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.throughput_child:
+        throughput_child()
+        return
     names = ["single", "cluster"] if args.profile == "both" else [args.profile]
     results = [run_profile(n) for n in names]
     print(

@@ -85,6 +85,7 @@ class _Batch:
     dirty_at: float  # when its oldest version became dirty (monotonic)
     sent_at: float
     sends: int = 1
+    first_sent: float = 0.0  # when it was first sent (or taken over from the journal)
 
 
 class FlushBuffer:
@@ -140,8 +141,10 @@ class FlushBuffer:
     # -- what the node sees ----------------------------------------------------------------
 
     def __len__(self) -> int:
-        """The backlog: dirty entities not yet sent plus entities sent and unconfirmed."""
-        return len(self._pending) + self._inflight_entities
+        """The backlog: entities with a version not yet confirmed (sent or not), each
+        counted once however many of its versions are held."""
+        unconfirmed = self._unconfirmed
+        return len(unconfirmed) + sum(1 for pid in self._pending if pid not in unconfirmed)
 
     @property
     def over_bound(self) -> bool:
@@ -253,7 +256,7 @@ class FlushBuffer:
                     async with asyncio.timeout(delay):
                         await self._full.wait()
             while self._pending:
-                if self._inflight_entities >= self.inflight_max:
+                if self._inflight_entities >= self.inflight_max or self._overdue():
                     # The database is behind: hold (and coalesce) until batches confirm.
                     self._room.clear()
                     await self._room.wait()
@@ -301,6 +304,12 @@ class FlushBuffer:
         self.sent_entities += len(records)
         return True
 
+    def _overdue(self) -> bool:
+        """A sent batch is still unconfirmed after ``redeliver_s``: the worker or the
+        database is behind, so new versions wait (coalescing) instead of piling up."""
+        limit = self._clock() - self.redeliver_s
+        return any(b.first_sent <= limit for b in self._inflight.values())
+
     def _journal_and_send(self, payload: dict[str, Any]) -> None:
         # In a thread. The journal first: a batch the worker may see is always on disk.
         journal = self._journal
@@ -325,7 +334,7 @@ class FlushBuffer:
             held = unconfirmed.get(record.player_id)
             if held is None or held.lsn < record.lsn:
                 unconfirmed[record.player_id] = record
-        self._inflight[payload["id"]] = _Batch(payload, lsns, dirty_at, sent_at, sends)
+        self._inflight[payload["id"]] = _Batch(payload, lsns, dirty_at, sent_at, sends, sent_at)
         self._inflight_entities += len(lsns)
 
     # -- confirming ------------------------------------------------------------------------
@@ -370,7 +379,7 @@ class FlushBuffer:
         if done and self._journal is not None:
             await asyncio.to_thread(self._journal.remove, done)
         self.confirmed_batches += len(done)
-        if self._inflight_entities < self.inflight_max:
+        if self._inflight_entities < self.inflight_max and not self._overdue():
             self._room.set()
         return len(done)
 
