@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import uuid
 from typing import Any
 
@@ -93,8 +95,10 @@ class GatewayLivePlayers:
 async def _remote_ask(node: str, name: str, msg: Any) -> Any:
     from channels.layers import get_channel_layer
 
-    # Its own node name: replies come back to this short-lived system only.
-    system = ActorSystem(node=f"live-{uuid.uuid4().hex[:12]}", channel_layer=get_channel_layer())
+    # Its own node name (name@host:port, the port unused): replies come back to this
+    # short-lived system only.
+    node_name = f"live-{uuid.uuid4().hex[:12]}@{socket.gethostname()}:{os.getpid() % 65536}"
+    system = ActorSystem(node=node_name, channel_layer=get_channel_layer())
     try:
         # A failure raises: the player is online elsewhere, so writing the database
         # instead would be overwritten by their actor.

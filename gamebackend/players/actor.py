@@ -100,9 +100,10 @@ class Restore(msgspec.Struct, frozen=True):
     floor: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Current:
-    """Asks for the current version (O(1): a reference, for a snapshot)."""
+@register_message(name="game.players.Current")
+class Current(msgspec.Struct, frozen=True):
+    """Asks for the current version (O(1): a reference, for a snapshot); may come from
+    another process (gateway/live.py)."""
 
 
 @register_message(name="game.players.Handoff")
