@@ -198,9 +198,12 @@ else:
     # transports declare a default hostname ("localhost") and warn "No hostname was
     # supplied. Reverting to default" each time a connection without one is copied (the
     # worker's consumer, every producer pool): naming it keeps the log clean.
-    CELERY_BROKER_URL = "filesystem://localhost/"
-    # kombu's filesystem transport with atomic message writes (gamebackend/fsbroker.py).
-    CELERY_BROKER_TRANSPORT = "gamebackend.fsbroker:Transport"
+    # kombu's filesystem transport with atomic message writes (gamebackend/fsbroker.py),
+    # registered under its own URL scheme in every process that reads these settings.
+    from kombu.transport import TRANSPORT_ALIASES
+
+    TRANSPORT_ALIASES.setdefault("gamefs", "gamebackend.fsbroker:Transport")
+    CELERY_BROKER_URL = "gamefs://localhost/"
     CELERY_RESULT_BACKEND = f"file://{CELERY_RESULTS_DIR}"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder both ways: producers and the worker share it on this machine.

@@ -74,7 +74,7 @@ def test_single_machine_node_is_ready_serves_console_and_stops(tmp_path: Path) -
         # Both processes started, answered and used the broker without a single warning
         # (issue 12: kombu's "No hostname was supplied", twice at every start).
         log = (var_dir / "node.log").read_text()
-        assert "Connected to filesystem://:**@localhost//" in log
+        assert "Connected to gamefs://:**@localhost//" in log
         assert "No hostname was supplied" not in log
         assert LOGGED_WARNING.findall(log) == []
         assert_stops_on_sigterm(proc)
