@@ -94,11 +94,18 @@ def test_a_batch_failing_too_often_becomes_a_dead_letter(
         raise RuntimeError("database says no")
 
     monkeypatch.setattr("gamebackend.players.tasks.player_states_upsert", broken)
+    # Not the worker's breaker: it would start the worker's rule sync in this process.
+    monkeypatch.setattr("gamebackend.players.tasks.worker_breaker", lambda name: Direct())
     batch = {"id": "b1", "kind": "player", "states": [state("p", 1)]}
     assert flush_batch.apply(args=(batch,)).get() == 0
     letter = FlushDeadLetter.objects.get()
     assert (letter.batch_id, letter.entities, letter.attempts) == ("b1", 1, 1)
     assert "database says no" in letter.error
+
+
+class Direct:
+    def call_sync(self, fn: Any, /, **kwargs: Any) -> Any:
+        return fn(**kwargs)
 
 
 def test_retry_backoff_doubles_up_to_its_cap() -> None:
