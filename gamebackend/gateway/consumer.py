@@ -270,6 +270,7 @@ class GameConsumer(AsyncConsumer):
                 heartbeat_s=settings.GAME_HEARTBEAT_S,
                 resumed=resumed,
                 last_seq=session.outbox.last_seq,
+                restored=session.restored,
             )
         )
         await hub.bind(
