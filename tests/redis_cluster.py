@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,18 +35,37 @@ def _tools() -> tuple[str, str]:
     return server, cli
 
 
+# A cluster node also listens on its port + 10000 (the cluster bus).
+BUS_PORT_OFFSET = 10_000
+
+
+def _cluster_port() -> int:
+    """A free port whose bus port (+10000) is a valid, free port too."""
+    while True:
+        port = free_port()
+        if port + BUS_PORT_OFFSET > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + BUS_PORT_OFFSET))
+            except OSError:
+                continue
+        return port
+
+
 def _cli(cli: str, port: int, *args: str) -> str:
     return subprocess.run(
         [cli, "-p", str(port), *args], capture_output=True, text=True, timeout=10, check=True
     ).stdout
 
 
-@pytest.fixture(scope="module")
-def redis_cluster_url() -> Iterator[str]:
-    """``redis://127.0.0.1:<port>`` of one master of a fresh 3-master cluster."""
-    server, cli = _tools()
+@contextmanager
+def running_redis_cluster(server: str | None = None, cli: str | None = None) -> Iterator[str]:
+    """Start the cluster; ``redis://127.0.0.1:<port>`` of one master; torn down after."""
+    server = server or shutil.which("redis-server") or "redis-server"
+    cli = cli or shutil.which("redis-cli") or "redis-cli"
     directory = Path(tempfile.mkdtemp(prefix="gamebackend-rediscluster-"))
-    ports = [free_port() for _ in range(MASTERS)]
+    ports = [_cluster_port() for _ in range(MASTERS)]
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for port in ports:
@@ -82,3 +103,11 @@ def redis_cluster_url() -> Iterator[str]:
             proc.kill()
             proc.wait()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_url() -> Iterator[str]:
+    """``redis://127.0.0.1:<port>`` of one master of a fresh 3-master cluster."""
+    server, cli = _tools()
+    with running_redis_cluster(server, cli) as url:
+        yield url
