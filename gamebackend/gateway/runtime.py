@@ -129,6 +129,7 @@ class Runtime:
             flusher=self.flusher,
             connections=lambda: len(self.hub.connections),
             sessions=lambda: len(self.hub.sessions),
+            room_stats=self.rooms.room_stats,
         )
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._sampler_task: asyncio.Task[None] | None = None
