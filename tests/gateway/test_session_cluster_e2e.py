@@ -179,7 +179,7 @@ async def test_players_of_a_killed_node_resume_on_another_within_the_loss_window
 
     async def resume(pl: Player) -> None:
         raw = await client.get(session_key(pl.session_id))
-        assert raw is not None
+        assert isinstance(raw, bytes)
         stored = decode_record(raw).last_seq
         seen = pl.last_seen
         on_b, welcome = await open_session(
