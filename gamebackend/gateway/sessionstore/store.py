@@ -41,6 +41,13 @@ logger = logging.getLogger(__name__)
 SEAL_WAIT_S = 1.0
 # A failed L2 write is retried by the next batch; failures are logged at most this often.
 WRITE_FAILURE_LOG_INTERVAL_S = 5.0
+# An L2 that does not answer (a paused Redis) fails a batch after this long (retried), so
+# the writer and a shutdown never hang on it.
+WRITE_TIMEOUT_S = 5.0
+# A resume waits at most this long for an L2 read (then it starts a new session).
+READ_TIMEOUT_S = 2.0
+# Publishing an invalidation is advisory (the handoff covers live copies): bounded.
+PUBLISH_TIMEOUT_S = 0.5
 
 
 @dataclass
@@ -164,7 +171,8 @@ class SessionStore:
         deadline = time.monotonic() + SEAL_WAIT_S
         while True:
             self.stats.l2_reads += 1
-            raw, current = await self.l2.load(session_id, player_id)
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                raw, current = await self.l2.load(session_id, player_id)
             record = decode_record(raw) if raw is not None else None
             if current is not None and current != session_id:
                 return None  # a newer session of the player replaced this one
@@ -186,7 +194,8 @@ class SessionStore:
         self._dirty[session.session_id] = session
         if self.invalidator is not None:
             try:
-                await self.invalidator.publish(session.session_id)
+                async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                    await self.invalidator.publish(session.session_id)
             except Exception as exc:  # the handoff already moved the player; advisory
                 logger.warning("session %s: invalidation not published: %r", session, exc)
 
@@ -267,7 +276,8 @@ class SessionStore:
         self._deleting = set(batch.deletes)
         started = time.perf_counter()
         try:
-            await self.l2.write(batch)
+            async with asyncio.timeout(WRITE_TIMEOUT_S):
+                await self.l2.write(batch)
         except BaseException:
             # Put the batch back (newer changes made meanwhile win) for the next attempt.
             for sid, session in dirty.items():
