@@ -101,6 +101,7 @@ class ChaosPlayer:
         replay_expected, self.stream = self.stream[kept:], self.stream[:kept]
         ws, welcome = await self._open(resume=self.session_id, last_seq=kept)
         assert (welcome["resumed"], welcome["session_id"]) == (True, self.session_id)
+        assert "restored" not in welcome  # the same node: the live session, not L2
         self.acked = kept  # resuming at last_seq acknowledges everything up to it
         self.resumes += 1
         for expected in replay_expected:

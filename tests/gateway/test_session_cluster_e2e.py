@@ -68,6 +68,7 @@ async def test_a_takeover_with_resume_continues_the_session_exactly_once(
     # At once (no wait for a batch): the handoff seals A's copy and B waits for it.
     on_b, welcome_b = await open_session(node_b, player, resume=welcome["session_id"], last_seq=2)
     assert (welcome_b["resumed"], welcome_b["session_id"]) == (True, welcome["session_id"])
+    assert welcome_b["restored"] is True  # from L2: the SDKs settle older requests
     assert welcome_b["node"].endswith(f":{node_b.port}")
     assert [await on_b.recv() for _ in range(2)] == got[2:]
     fresh = await on_b.recv()
@@ -173,14 +174,19 @@ async def test_players_of_a_killed_node_resume_on_another_within_the_loss_window
     node_a.kill()
     killed_at = time.monotonic()
     await asyncio.gather(*tasks)
+    # What L2 held when the node died, read one by one (before any resume writes to it).
     client = RedisCluster.from_url(redis_cluster_url)
+    stored_seqs: dict[str, int] = {}
+    for pl in players:
+        raw = await client.get(session_key(pl.session_id))
+        assert isinstance(raw, bytes)
+        stored_seqs[pl.session_id] = decode_record(raw).last_seq
+    await client.aclose()
     lags: list[float] = []
     unstored_counts: list[int] = []
 
     async def resume(pl: Player) -> None:
-        raw = await client.get(session_key(pl.session_id))
-        assert isinstance(raw, bytes)
-        stored = decode_record(raw).last_seq
+        stored = stored_seqs[pl.session_id]
         seen = pl.last_seen
         on_b, welcome = await open_session(
             node_b, pl.player_id, resume=pl.session_id, last_seq=seen
@@ -200,7 +206,6 @@ async def test_players_of_a_killed_node_resume_on_another_within_the_loss_window
         await on_b.close()
 
     await asyncio.gather(*(resume(pl) for pl in players))
-    await client.aclose()
     print(
         f"\nkill -9 with {KILLED_PLAYERS} players: not yet in L2 at the kill: "
         f"max {max(unstored_counts)} messages per player, oldest {max(lags) * 1000:.1f} ms"

@@ -59,7 +59,7 @@ async def resume_and_check(
     """Resume as a client that saw up to seq ``seen``: the rest comes once, in order."""
     raw, welcome = await open_session(node, player, resume=session_id, last_seq=seen)
     assert (welcome["resumed"], welcome["session_id"]) == (True, session_id)
-    assert welcome["last_seq"] == MOVES + 1
+    assert (welcome["last_seq"], welcome["restored"]) == (MOVES + 1, True)
     replayed = [await raw.recv() for _ in range(MOVES + 1 - seen)]
     assert replayed == got[seen:]  # the very messages, with their original seqs
     # The node's new actor sends its current state once, numbered after the replay (what
