@@ -262,7 +262,9 @@ class Hub:
             if previous is not None:
                 handed = await self._take_over(player_id, previous)
                 handed_off = handed is not None
-                record = handed or record
+                # Another node held the player after this one: a state this node kept is
+                # older than that node's, so without a handoff the database is newer.
+                record = handed
         if record is None:
             record = await self._load_record(player_id)
         ref = await self.system.spawn(
