@@ -198,6 +198,9 @@ class Hub:
         if record is None or not _resumable(record, last_seq, self.outbox_max):
             return None
         items = [decode_message(frame) for frame in record.items]
+        items = [msg for msg in items if msg.seq > last_seq]
+        if len(items) > self.outbox_max:
+            return None  # kept under a larger GAME_OUTBOX_MAX than this node's
         session = Session(
             player_id=player_id,
             outbox_max=self.outbox_max,
@@ -208,7 +211,7 @@ class Hub:
         session.outbox.restore(
             acked_seq=last_seq,
             last_seq=max(record.last_seq, last_seq),
-            items=[msg for msg in items if msg.seq > last_seq],
+            items=items,
         )
         session.restored = True
         self.sessions[session_id] = session
