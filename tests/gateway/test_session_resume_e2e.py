@@ -37,7 +37,12 @@ def stored_last_seq(var_dir: Path, session_id: str) -> int | None:
     if not path.exists():
         return None  # before the node's first batch
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        row = db.execute("SELECT data FROM session WHERE session_id = ?", (session_id,)).fetchone()
+        try:
+            row = db.execute(
+                "SELECT data FROM session WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # the node is creating the table right now
+            row = None
     db.close()
     return None if row is None else decode_record(bytes(row[0])).last_seq
 
