@@ -76,6 +76,7 @@ class CloseCode(enum.IntEnum):
     GOING_AWAY = 1001  # server shutting down; resumable
     TOO_BIG = 1009  # frame over GAME_MAX_MESSAGE_BYTES
     INTERNAL_ERROR = 1011  # the server could not set the session up; retry
+    TRY_AGAIN_LATER = 1013  # the node's flush backlog is over its bound; retry with backoff
     BAD_MESSAGES = 4400  # too many bad_message/invalid/unknown_type errors
     HEARTBEAT_TIMEOUT = 4408  # pings unanswered; resumable
     REPLACED = 4409  # a newer connection of the same player took over

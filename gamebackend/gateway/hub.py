@@ -101,6 +101,8 @@ class Hub:
         load_record: Callable[[str], Awaitable[PlayerRecord]],
         presence_layer: Any = None,
         directory: PlayerDirectory | None = None,
+        on_stopped: Callable[[PlayerRecord], None] | None = None,
+        on_started: Callable[[PlayerRecord], None] | None = None,
         store: SessionStore | None = None,
     ) -> None:
         self.system = system
@@ -111,6 +113,9 @@ class Hub:
         self._load_record = load_record
         self._presence_layer = presence_layer
         self.directory = directory
+        # Told each stopped player's last version (the node's logout snapshots).
+        self._on_stopped = on_stopped
+        self._on_started = on_started  # told each player actor's first version
         # Sessions outlive the node (L1/L2, see gateway/sessionstore): resumable elsewhere.
         self.store = store
         # Room messages go here (set by the runtime; see gateway/rooms.py).
@@ -273,6 +278,8 @@ class Hub:
         ref = await self.system.spawn(
             PlayerActor, PlayerState(record), self, name=name, supervisor=PLAYER_SUPERVISOR
         )
+        if self._on_started is not None:
+            self._on_started(record)
         return ref, handed_off
 
     async def _take_over(self, player_id: str, node: str) -> PlayerRecord | None:
@@ -382,6 +389,8 @@ class Hub:
     async def stopped(self, record: PlayerRecord) -> None:
         """A player's actor ran on_stop: keep its last state, announce ``player.offline``."""
         player_id = record.player_id
+        if self._on_stopped is not None:
+            self._on_stopped(record)
         recent = self._recent
         recent[player_id] = record
         recent.move_to_end(player_id)

@@ -22,6 +22,7 @@ extra: websockets sends any valid code with its reason and closes with 1009 past
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import os
@@ -38,7 +39,7 @@ from websockets.server import ServerProtocol
 from gamebackend.gateway.asgi_ext import DEFER_PINGS_KEY, PING_EVENT, PING_EXTENSION, PONG_EVENT
 from gamebackend.gateway.tickets import redact_ticket
 from gamebackend.server.guard import ConnectionGuard, trusted_networks
-from gamebackend.server.lifecycle import SHUTDOWN_SLACK_S, drain_gateway
+from gamebackend.server.lifecycle import SHUTDOWN_SLACK_S, drain_gateway, start_gateway
 
 logger = logging.getLogger("gamebackend.server")
 
@@ -222,6 +223,11 @@ def _redacted(text: str) -> str:
 
 class GameServer(Server):
     """uvicorn's server, draining the gateway before uvicorn's own shutdown."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # A fresh context: the runtime's tasks live as long as the process.
+        contextvars.Context().run(start_gateway)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

@@ -119,12 +119,16 @@ async def test_sigterm_closes_sockets_with_1001_and_exits(node_factory: NodeFact
     assert time.monotonic() - started < 10
     log = node.log()
     assert "closed 1 connections; stopping actors" in log
-    # The player's last state went to the flush path (Celery's broker folder) on stop.
+    # The player's last state went to the flush path (Celery's broker folder) on stop,
+    # and, with no worker to commit it, stays in the node's flush journal.
     queue = node.env["GAME_VAR_DIR"] + "/broker/queue"
     from pathlib import Path
 
     bodies = [p.read_text() for p in Path(queue).iterdir()]
-    assert any("gamebackend.players.save_states" in body for body in bodies)
+    assert any("gamebackend.players.flush_batch" in body for body in bodies)
+    journals = list((Path(node.env["GAME_VAR_DIR"]) / "flush").glob("*.sqlite3"))
+    assert journals
+    assert "shutdown: 1 batches not confirmed yet stay in the journal" in log
 
 
 async def test_upgrades_during_shutdown_are_refused(node_factory: NodeFactory) -> None:
