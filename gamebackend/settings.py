@@ -249,6 +249,16 @@ GAME_HEARTBEAT_S = conf.env_float("GAME_HEARTBEAT_S", 15.0, minimum=0.05)
 GAME_HEARTBEAT_MISSES = conf.env_int("GAME_HEARTBEAT_MISSES", 3, minimum=1)
 GAME_OUTBOX_MAX = conf.env_int("GAME_OUTBOX_MAX", 1024, minimum=1)
 GAME_RESUME_GRACE_S = conf.env_float("GAME_RESUME_GRACE_S", 60.0, minimum=0.0)
+# Sessions, two levels (gateway/sessionstore): L1 per node, L2 shared and outliving a node.
+GAME_SESSION_L1_SIZE = conf.env_int("GAME_SESSION_L1_SIZE", 10_000, minimum=1)
+GAME_SESSION_L1_TTL_S = conf.env_float("GAME_SESSION_L1_TTL_S", 30.0, minimum=0.1)
+GAME_SESSION_L2_TTL_S = conf.env_int("GAME_SESSION_L2_TTL_S", 1800, minimum=1)
+# L2 writes are batched every this many ms: what a kill -9 of a node can lose.
+GAME_SESSION_FLUSH_MS = conf.env_int("GAME_SESSION_FLUSH_MS", 20, minimum=1)
+# L2's Redis (cluster profile); defaults to REDIS_URL. Empty: a SQLite file in GAME_VAR_DIR.
+GAME_SESSION_REDIS_URL = conf.env_str("GAME_SESSION_REDIS_URL") or REDIS_URL
+# GAME_SESSION_REDIS_URL names a Redis Cluster node: use redis-py's cluster client.
+GAME_SESSION_REDIS_CLUSTER = conf.env_bool("GAME_SESSION_REDIS_CLUSTER", False)
 # A ticket's iat must be this close to the server clock, either way (anti-replay window).
 GAME_TICKET_MAX_AGE_S = conf.env_float("GAME_TICKET_MAX_AGE_S", 30.0, minimum=1.0)
 # Lifetime of issued tickets and the longest `exp - iat` accepted (<= GAME_TICKET_MAX_AGE_S).

@@ -153,6 +153,8 @@ class GameClient:
         self._closing = False
         self.welcome: Welcome | None = None
         self.session_id: str | None = None
+        # After a `restored` resume: (the welcome's last_seq, ids of requests sent before).
+        self._orphans: tuple[int, set[int | str]] | None = None
         self.close_code: int | None = None  # of the last connection that ended
 
     # --- public API ----------------------------------------------------------------------
@@ -287,10 +289,21 @@ class GameClient:
             **extra,
         )
 
+    def _settle_orphans(self) -> None:
+        orphans = self._orphans
+        if orphans is not None and self._stream.delivered >= orphans[0]:
+            self._orphans = None
+            self._pending.fail_ids(orphans[1], SessionLost())
+
     def _on_welcome(self, msg: Welcome) -> None:
         if msg.resumed:
             self._stream.on_resumed()
             self._ack_wakeup.set()
+            if msg.restored:
+                # Restored on another node: replies not replayed up to last_seq are lost
+                # (docs/PROTOCOL.md, the loss window); fail those requests once it is reached.
+                self._orphans = (msg.last_seq, self._pending.sent_ids())
+                self._settle_orphans()
         else:
             if self.session_id is not None:
                 # Replies to requests sent on the old session will never come.
@@ -401,7 +414,10 @@ class GameClient:
                 return  # duplicate after a resume: the app already has it
             self._ack_due()
         re = getattr(msg, "re", None)
-        if re is not None and self._pending.resolve(re, msg):
+        resolved = re is not None and self._pending.resolve(re, msg)
+        if self._orphans is not None:
+            self._settle_orphans()
+        if resolved:
             return
         if not isinstance(msg, ServerPong):
             self._inbox.put_nowait(msg)

@@ -9,9 +9,10 @@
         view = room.view()           # what to draw (interpolated or predicted)
 
 The app reads the client's pushes and hands each to `room.handle`; nothing runs in the
-background. After a new session (`welcome` with `resumed: false`) the room joins again
-by itself; a gap in the frames (which the reliable stream should never produce) is filled
-with `sync`, or by joining again when the history no longer reaches back.
+background. After a new session (`welcome` with `resumed: false`), or a session restored
+on another node (`restored: true`), the room joins again by itself; a gap in the frames
+(which the reliable stream should never produce) is filled with `sync`, or by joining
+again when the history no longer reaches back.
 """
 
 from __future__ import annotations
@@ -130,8 +131,10 @@ class Room(Generic[S]):
     async def handle(self, msg: Any) -> bool:
         """Take a server push; True when it belonged to this room (or re-joined it)."""
         if isinstance(msg, Welcome):
-            if not msg.resumed and self.joined is not None:
-                # A new session left every room: join again (the state comes with it).
+            if (not msg.resumed or msg.restored) and self.joined is not None:
+                # A new session left every room; a session restored on another node is in
+                # the room on the old node's terms (the room sends there): join again (the
+                # state comes with it).
                 await self.join()
                 return True
             return False

@@ -173,6 +173,17 @@ class PendingRequests:
                 future.set_result(msg)
         return True
 
+    def sent_ids(self) -> set[int | str]:
+        return set(self._sent)
+
+    def fail_ids(self, ids: set[int | str], exc: BaseException) -> None:
+        """Fail these requests if they still wait (their replies were lost)."""
+        for req_id in ids:
+            self._sent.discard(req_id)
+            future = self._futures.pop(req_id, None)
+            if future is not None and not future.done():
+                future.set_exception(exc)
+
     def fail_all(self, exc: BaseException) -> None:
         futures, self._futures = self._futures, {}
         self._sent.clear()

@@ -91,6 +91,10 @@ class Welcome(ServerMessage, tag="welcome"):
     heartbeat_s: float
     resumed: bool
     last_seq: Seq
+    # Resumed from the shared session store on a node other than the one that served the
+    # session last (it died, restarted or handed it over): replies to requests sent
+    # before this welcome that are not replayed up to `last_seq` will never come.
+    restored: bool = False
 
 
 class State(ServerMessage, tag="state"):

@@ -55,6 +55,12 @@ class Node:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """``kill -9``: no drain, nothing flushed after this instant."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -146,13 +152,36 @@ def start_node(
             stderr=subprocess.STDOUT,
         )
     node = Node(port=port, secret=secret, proc=proc, log_path=log_path, env=node_env)
+    _wait_up(node)
+    return node
+
+
+def restart_node(node: Node) -> Node:
+    """The same node (port, var directory, database, secret) started again after it
+    stopped or was killed."""
+    assert node.proc.poll() is not None, "stop or kill the node first"
+    with node.log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gamebackend.server"],
+            cwd=ROOT,
+            env=node.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    node.proc = proc
+    _wait_up(node)
+    return node
+
+
+def _wait_up(node: Node) -> None:
+    proc = node.proc
     deadline = time.monotonic() + NODE_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"node exited early:\n{node.log()}")
         try:
             if http_get(f"{node.http_url}/healthz")[0] == 200:
-                return node
+                return
         except OSError:
             pass
         time.sleep(0.1)

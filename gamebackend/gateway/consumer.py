@@ -277,6 +277,7 @@ class GameConsumer(AsyncConsumer):
                 heartbeat_s=settings.GAME_HEARTBEAT_S,
                 resumed=resumed,
                 last_seq=session.outbox.last_seq,
+                restored=session.restored,
             )
         )
         await hub.bind(
@@ -309,7 +310,7 @@ class GameConsumer(AsyncConsumer):
                 timed.clear()
             timed[msg.id] = time.monotonic()
         piggyback = msg.ack
-        if piggyback is not None and not session.outbox.ack(piggyback):
+        if piggyback is not None and not session.ack(piggyback):
             await self._error(
                 session,
                 p.Error(code=p.INVALID, message="ack of a seq never sent", field="ack", re=msg.id),
@@ -322,7 +323,7 @@ class GameConsumer(AsyncConsumer):
             await self._rate_limited(session, msg, decision.retry_after_ms)
             return
         if kind is p.Ack:
-            if not session.outbox.ack(msg.seq):  # type: ignore[attr-defined]
+            if not session.ack(msg.seq):  # type: ignore[attr-defined]
                 await self._error(
                     session,
                     p.Error(

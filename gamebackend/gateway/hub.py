@@ -20,6 +20,8 @@ from actors import PID, ActorRef, ActorSystem
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.session import Connection, Session
+from gamebackend.gateway.sessionstore import SessionRecord, SessionStore
+from gamebackend.gateway.sessionstore.record import decode_message
 from gamebackend.players.actor import (
     PLAYER_SUPERVISOR,
     Attach,
@@ -46,6 +48,19 @@ PRESENCE_GROUP = "game.presence"
 ANNOUNCE_TIMEOUT_S = 0.5
 # How long a node waits for another node to hand a player's live state over.
 HANDOFF_TIMEOUT_S = 1.0
+
+
+def _unchanged(session: Session) -> None:
+    return None
+
+
+def _resumable(record: SessionRecord, last_seq: int, outbox_max: int) -> bool:
+    """Whether a client at ``last_seq`` can continue the stored session.
+
+    Below ``acked_seq`` the messages are gone; above ``last_seq`` the client saw messages
+    the old node did not write in time (the loss window), at most an outbox's worth.
+    """
+    return record.acked_seq <= last_seq <= record.last_seq + outbox_max
 
 
 class KeyedLocks:
@@ -88,6 +103,7 @@ class Hub:
         directory: PlayerDirectory | None = None,
         on_stopped: Callable[[PlayerRecord], None] | None = None,
         on_started: Callable[[PlayerRecord], None] | None = None,
+        store: SessionStore | None = None,
     ) -> None:
         self.system = system
         self.heartbeat = heartbeat
@@ -100,6 +116,8 @@ class Hub:
         # Told each stopped player's last version (the node's logout snapshots).
         self._on_stopped = on_stopped
         self._on_started = on_started  # told each player actor's first version
+        # Sessions outlive the node (L1/L2, see gateway/sessionstore): resumable elsewhere.
+        self.store = store
         # Room messages go here (set by the runtime; see gateway/rooms.py).
         self.rooms: RoomGateway | None = None
         self.sessions: dict[str, Session] = {}
@@ -134,26 +152,87 @@ class Hub:
             and current.session_id == resume_id
             and current.outbox.replay_after(last_seq) is not None
         ):
+            current.changed(current)  # the resume acknowledged up to last_seq
             await self._replace_connection(current)
-            ref = await self._player_actor(player_id)
+            ref, _ = await self._player_actor(player_id)
             return current, ref, True
         if current is not None:
             # A new session replaces the player's old one, which ends (not resumable).
             self._forget_session(current)
             await self._replace_connection(current)
-        ref = await self._player_actor(player_id)
+        ref, handed_off = await self._player_actor(player_id)
+        if (
+            resume_id is not None
+            and last_seq is not None
+            and self.store is not None
+            and (current is None or current.session_id != resume_id)
+        ):
+            # Not live here: the session may live on in L2 (another node, or this node
+            # before a restart). Read after the handoff, which seals the previous copy.
+            restored = await self._restore(player_id, resume_id, last_seq, handed_off)
+            if restored is not None:
+                return restored, ref, True
         session = Session(
-            player_id=player_id, outbox_max=self.outbox_max, on_overflow=self.session_overflow
+            player_id=player_id,
+            outbox_max=self.outbox_max,
+            on_overflow=self.session_overflow,
+            changed=self.store.changed if self.store is not None else _unchanged,
         )
         self.sessions[session.session_id] = session
         self.by_player[player_id] = session
+        if self.store is not None:
+            self.store.started(session)
         return session, ref, False
+
+    async def _restore(
+        self, player_id: str, session_id: str, last_seq: int, handed_off: bool
+    ) -> Session | None:
+        """Continue ``session_id`` from its L2 record, or None when it cannot resume.
+
+        The client may have seen messages the record does not hold yet (written within
+        the loss window before the old node died): they are not replayed, and numbering
+        goes on after the client's ``last_seq`` (docs/PROTOCOL.md).
+        """
+        store = self.store
+        assert store is not None
+        try:
+            record = await store.load(session_id, player_id, after_handoff=handed_off)
+        except Exception as exc:  # L2 unreachable: a fresh session, the state is kept
+            logger.warning("session %s: L2 read failed: %r", session_id, exc)
+            return None
+        if record is None or not _resumable(record, last_seq, self.outbox_max):
+            return None
+        items = [decode_message(frame) for frame in record.items]
+        items = [msg for msg in items if msg.seq > last_seq]
+        if len(items) > self.outbox_max:
+            return None  # kept under a larger GAME_OUTBOX_MAX than this node's
+        session = Session(
+            player_id=player_id,
+            outbox_max=self.outbox_max,
+            on_overflow=self.session_overflow,
+            changed=store.changed,
+            session_id=session_id,
+        )
+        session.outbox.restore(
+            acked_seq=last_seq,
+            last_seq=max(record.last_seq, last_seq),
+            items=items,
+        )
+        session.restored = True
+        self.sessions[session_id] = session
+        self.by_player[player_id] = session
+        await store.adopted(session)
+        return session
 
     async def bind(
         self, session: Session, conn: Connection, ref: ActorRef, *, resumed: bool, after_seq: int
     ) -> None:
         await session.bind(conn, after_seq=after_seq)
-        ref.tell(Attach(session, fresh=not resumed))
+        # A session restored from L2 has a new actor here: the client gets the full state
+        # once, after the replayed messages.
+        fresh = not resumed or session.restored
+        session.restored = False
+        ref.tell(Attach(session, fresh=fresh))
 
     def _release(self, conn: Connection) -> None:
         """Stop serving ``conn``: no heartbeat, not closed at shutdown."""
@@ -173,7 +252,9 @@ class Hub:
         if old is not None:
             await old.close_with(p.CloseCode.REPLACED, "replaced by a newer connection")
 
-    async def _player_actor(self, player_id: str) -> ActorRef:
+    async def _player_actor(self, player_id: str) -> tuple[ActorRef, bool]:
+        """The player's actor here, spawned if needed; and whether another node handed the
+        player over just now."""
         name = actor_name(player_id)
         if player_id in self._ending:
             # Its on_stop must finish (and leave its last state here) before a successor.
@@ -181,12 +262,17 @@ class Hub:
             self._ending.discard(player_id)
         ref = self.system.lookup(name)
         if ref is not None:
-            return ref
+            return ref, False
         record = self._recent.pop(player_id, None)
+        handed_off = False
         if self.directory is not None:
             previous = await self.directory.claim(player_id)
             if previous is not None:
-                record = await self._take_over(player_id, previous) or record
+                handed = await self._take_over(player_id, previous)
+                handed_off = handed is not None
+                # Another node held the player after this one: a state this node kept is
+                # older than that node's, so without a handoff the database is newer.
+                record = handed
         if record is None:
             record = await self._load_record(player_id)
         ref = await self.system.spawn(
@@ -194,7 +280,7 @@ class Hub:
         )
         if self._on_started is not None:
             self._on_started(record)
-        return ref
+        return ref, handed_off
 
     async def _take_over(self, player_id: str, node: str) -> PlayerRecord | None:
         """Ask the player's actor on ``node`` for the live state (it closes 4409 and stops)."""
@@ -215,10 +301,23 @@ class Hub:
     def moved(self, session: PlayerSession, to_node: str) -> None:
         """The player connected to another node, which took their state over."""
         assert isinstance(session, Session)
-        self._forget_session(session)
+        if self.store is not None:
+            self.store.sealed(session)  # the new node waits for this final record
+        self._forget_session(session, keep_stored=True)
         conn = self._take_connection(session)
         if conn is not None:
             self._spawn_close(conn, f"moved to {to_node}")
+
+    def session_invalidated(self, session_id: str) -> None:
+        """Another node resumed ``session_id``: a copy still live here is stale; drop it."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return
+        logger.info("session %s resumed on another node: dropping this copy", session_id)
+        conn = self._take_connection(session)
+        self._end(session, keep_stored=True)
+        if conn is not None:
+            self._spawn_close(conn, "resumed on another node")
 
     def grace_expired(self, session: PlayerSession, epoch: int) -> None:
         """The resume grace passed; end the session unless it reconnected meanwhile."""
@@ -266,16 +365,20 @@ class Hub:
         if conn is not None:
             await conn.close_with(p.CloseCode.OUTBOX_FULL, "too many unacknowledged messages")
 
-    def _forget_session(self, session: Session) -> None:
+    def _forget_session(self, session: Session, *, keep_stored: bool = False) -> None:
+        """Drop the session here; unless ``keep_stored`` (it lives on elsewhere) it ends
+        in L2 too (not resumable anywhere)."""
+        if self.store is not None and not keep_stored:
+            self.store.ended(session)
         session.ended = True
         self.sessions.pop(session.session_id, None)
         if self.by_player.get(session.player_id) is session:
             del self.by_player[session.player_id]
 
-    def _end(self, session: Session) -> None:
+    def _end(self, session: Session, *, keep_stored: bool = False) -> None:
         if session.ended:
             return  # ended before (replaced, expired or overflowed)
-        self._forget_session(session)
+        self._forget_session(session, keep_stored=keep_stored)
         if session.player_id in self.by_player:
             return  # a newer session of the player keeps the actor
         ref = self.system.lookup(actor_name(session.player_id))

@@ -59,6 +59,14 @@ class Outbox:
             self.acked_seq = seq
         return True
 
+    def restore(self, *, acked_seq: int, last_seq: int, items: list[Any]) -> None:
+        """Continue a session kept elsewhere (L2): ``items`` are ``acked_seq+1..last_seq``."""
+        if len(items) > self.limit:
+            raise OutboxFull(f"{len(items)} messages restored, limit {self.limit}")
+        self._items = deque(items)
+        self.acked_seq = acked_seq
+        self.last_seq = last_seq
+
     def items_after(self, seq: int) -> list[Any]:
         """Kept messages with a ``seq`` greater than the given one, oldest first."""
         items = self._items

@@ -28,6 +28,10 @@ from gamebackend.gateway.hub import Hub
 from gamebackend.gateway.metrics_sampler import MetricsSampler
 from gamebackend.gateway.replay import DurableReplayStore, RedisReplayStore
 from gamebackend.gateway.rooms import RoomGateway
+from gamebackend.gateway.sessionstore import L2, SessionStore
+from gamebackend.gateway.sessionstore.invalidation import RedisInvalidator
+from gamebackend.gateway.sessionstore.redis_l2 import RedisL2, redis_client
+from gamebackend.gateway.sessionstore.sqlite_l2 import SqliteL2
 from gamebackend.gateway.snapshotter import Snapshotter
 from gamebackend.gateway.tickets import ReplayStore
 from gamebackend.players.flush import FlushBuffer, register_node_buffer
@@ -42,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 # The single-machine profile's journal of used ticket ids, under GAME_VAR_DIR.
 TICKET_JOURNAL_FILE = "tickets.sqlite3"
+# The single-machine profile's L2 of sessions, under GAME_VAR_DIR.
+SESSION_FILE = "sessions.sqlite3"
 # The flush journal of one server process (docs/DURABILITY.md), under GAME_VAR_DIR.
 FLUSH_JOURNAL_DIR = "flush"
 # The shutdown drain waits this long at most for the worker to commit the last batches
@@ -87,6 +93,26 @@ class Runtime:
         self.replay_store: ReplayStore
         directory: PlayerDirectory | None = None
         room_directory: RoomDirectory | None = None
+        self.invalidator: RedisInvalidator | None = None
+        l2: L2
+        if settings.GAME_SESSION_REDIS_URL:
+            l2 = RedisL2(
+                redis_client(
+                    settings.GAME_SESSION_REDIS_URL, cluster=settings.GAME_SESSION_REDIS_CLUSTER
+                ),
+                ttl_s=settings.GAME_SESSION_L2_TTL_S,
+            )
+        else:
+            l2 = SqliteL2(
+                settings.GAME_VAR_DIR / SESSION_FILE, ttl_s=settings.GAME_SESSION_L2_TTL_S
+            )
+        self.sessions = SessionStore(
+            l2,
+            node_id=settings.GAME_NODE_ID,
+            l1_size=settings.GAME_SESSION_L1_SIZE,
+            l1_ttl_s=settings.GAME_SESSION_L1_TTL_S,
+            flush_s=settings.GAME_SESSION_FLUSH_MS / 1000,
+        )
         if not settings.REDIS_URL:
             # Used tickets outlive a restart of the node (see DurableReplayStore).
             self.replay_store = DurableReplayStore(settings.GAME_VAR_DIR / TICKET_JOURNAL_FILE)
@@ -101,6 +127,11 @@ class Runtime:
             room_directory = RoomDirectory(
                 client, settings.GAME_NODE_ID, settings.GAME_ROOM_LEASE_S
             )
+            # Session moves are announced on the channel layer's Redis (L1 invalidation).
+            self.invalidator = RedisInvalidator(
+                client, settings.GAME_NODE_ID, self._session_invalidated
+            )
+            self.sessions.invalidator = self.invalidator
         self.hub = Hub(
             system=self.system,
             heartbeat=self.heartbeat,
@@ -112,6 +143,7 @@ class Runtime:
             directory=directory,
             on_stopped=self._player_stopped,
             on_started=self._player_started,
+            store=self.sessions,
         )
         self.rooms = RoomGateway(
             system=self.system,
@@ -157,10 +189,17 @@ class Runtime:
         self.snapshotter.stopped(record)
         self.publish("player.offline", player_id=record.player_id, lsn=record.lsn)
 
+    def _session_invalidated(self, session_id: str) -> None:
+        self.sessions.invalidate(session_id)
+        self.hub.session_invalidated(session_id)
+
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.events.start()
         register_node_buffer(self.flusher)
+        self.sessions.start()
+        if self.invalidator is not None:
+            self.invalidator.start()
         self.flusher.start()
         if isinstance(self.replay_store, DurableReplayStore):
             self.replay_store.start()
@@ -192,6 +231,10 @@ class Runtime:
         deadline = time.monotonic() + timeout
         self.snapshotter.closing = True  # the players stopped now get `shutdown` snapshots
         await self.hub.shutdown(timeout)
+        # After the hub: the sessions its drain left stay resumable (written to L2 here).
+        if self.invalidator is not None:
+            await self.invalidator.close()
+        await self.sessions.close()
         await self.rooms.close()
         # Drain: what the actors handed over is sent and, within what is left of the
         # deadline, committed; the rest stays journaled for the next start.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -22,6 +23,10 @@ class Connection(Heartbeating, Protocol):
     async def close_with(self, code: int, reason: str = "") -> None: ...
 
 
+def _unchanged(session: Session) -> None:
+    return None
+
+
 class Session:
     """Numbered, acknowledged delivery to the player, across reconnects (resume).
 
@@ -31,7 +36,8 @@ class Session:
     """
 
     __slots__ = (
-        "conn", "detach_epoch", "ended", "on_overflow", "outbox", "player_id", "session_id",
+        "changed", "conn", "detach_epoch", "ended", "on_overflow", "outbox", "player_id",
+        "restored", "sealed", "session_id", "stored_frames",
     )  # fmt: skip
 
     def __init__(
@@ -40,8 +46,10 @@ class Session:
         player_id: str,
         outbox_max: int,
         on_overflow: Callable[[Session], Awaitable[None]],
+        changed: Callable[[Session], None] = _unchanged,
+        session_id: str | None = None,
     ) -> None:
-        self.session_id = secrets.token_urlsafe(SESSION_ID_BYTES)
+        self.session_id = session_id or secrets.token_urlsafe(SESSION_ID_BYTES)
         self.player_id = player_id
         self.outbox = Outbox(outbox_max)
         self.conn: Connection | None = None
@@ -50,6 +58,14 @@ class Session:
         self.ended = False
         # Grows on every disconnect so a stale grace timer recognises itself.
         self.detach_epoch = 0
+        # The session store's hook: marks the session for the next L2 batch (memory only).
+        self.changed = changed
+        # Restored from L2 on this node (its actor needs to send the full state once).
+        self.restored = False
+        # Handed over to another node: its final record is written, then it is forgotten.
+        self.sealed = False
+        # (seq, msgpack frame) of the outbox as last written to L2 (see sessionstore).
+        self.stored_frames: deque[tuple[int, bytes]] = deque()
 
     async def emit(self, msg: Any) -> None:
         """Number ``msg``, keep it until acknowledged, and write it if connected."""
@@ -60,9 +76,17 @@ class Session:
         except OutboxFull:
             await self.on_overflow(self)
             return
+        self.changed(self)
         conn = self.conn
         if conn is not None:
             await conn.write(msg)
+
+    def ack(self, seq: int) -> bool:
+        """Cumulative ack from the client; False (no change) for a seq never sent."""
+        if not self.outbox.ack(seq):
+            return False
+        self.changed(self)
+        return True
 
     async def bind(self, conn: Connection, *, after_seq: int) -> None:
         """Attach ``conn``: write every kept message past ``after_seq``, then go live."""

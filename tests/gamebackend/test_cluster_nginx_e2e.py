@@ -4,8 +4,8 @@ Two nodes on the real PostgreSQL and Redis behind Debian's nginx (``python -m
 gamebackend.cluster``, what ``make cluster`` runs). Players connect through nginx
 (``ip_hash`` puts every loopback client on one node); that node's whole process group is
 killed with SIGKILL; the SDK clients reconnect through nginx, which fails over to the
-other node, and carry on with their state (``resumed: false`` with the state kept:
-sessions live in the dead node's memory until durable sessions land).
+other node, and resume their sessions there (``resumed: true``, exactly once: sessions
+live in L2, Redis, not in the dead node's memory), with their state kept.
 """
 
 from __future__ import annotations
@@ -124,19 +124,25 @@ async def test_players_fail_over_through_nginx_when_a_node_is_killed(
     # SIGKILL the whole node (its supervisor, server process and worker): no drain at all.
     name = dead.split("@")[0].removeprefix("game-")
     pgid = int((cluster_dir / f"node-{name}.pgid").read_text())
+    before = [(client.session_id, client.last_seq) for _, client in clients]
     os.killpg(pgid, signal.SIGKILL)
     for i, (_, client) in enumerate(clients):
+        session_id, seen = before[i]
         async with asyncio.timeout(EVENT_BOUND_S):
             while True:
                 msg = await client.recv()
                 if isinstance(msg, p.Welcome) and msg.node != dead:
                     break
             state = await client.recv()
-        assert msg.resumed is False  # the session died with its node
+        # The same session, continued on the other node: nothing replayed twice (the
+        # SDK would drop a duplicate seq; here the next seq is the one after the last seen).
+        assert (msg.resumed, msg.session_id) == (True, session_id)
         assert isinstance(state, p.State)
+        assert state.seq == seen + 1
         assert (state.x, state.y) == (10.0 + i, float(i))  # progress kept
         reply = await client.request(p.Move(x=1, y=1))
         assert isinstance(reply, p.State)
+        assert reply.seq == seen + 2
     for _, client in clients:
         await client.close()
     # Ctrl-C stops the rest of the cluster cleanly.

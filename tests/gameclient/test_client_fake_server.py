@@ -79,6 +79,7 @@ class FakeGateway:
         self.forget_sessions = False  # resume attempts get resumed:false
         self.replay_from_acked = True  # on resume re-send everything un-acked (dupes)
         self.answer_pings = False  # answer client pings with pong (the real gateway does)
+        self.restored = False  # resumes say `restored` (as from another node's L2)
         self._ids = itertools.count(1)
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -125,6 +126,7 @@ class FakeGateway:
                     heartbeat_s=self.heartbeat_s,
                     resumed=True,
                     last_seq=session.seq,
+                    restored=self.restored,
                 ),
             )
             for seq, msg in session.outbox:
@@ -421,6 +423,36 @@ async def test_pending_request_fails_when_session_lost(gateway: tuple[FakeGatewa
         fake.on_message = swallow  # type: ignore[method-assign]
         with pytest.raises(SessionLost):
             await client.request(StateReq(), timeout=STEP_S)
+    finally:
+        await client.close()
+
+
+async def test_a_request_whose_reply_a_restored_resume_lost_fails_and_others_go_on(
+    gateway: tuple[FakeGateway, str],
+) -> None:
+    """Resumed on another node after the old one died (``restored``): a request sent
+    before whose reply is not in the replay will never be answered: SessionLost."""
+    fake, url = gateway
+    _, provider = tickets()
+    client = GameClient(url, provider, backoff=fast_backoff())
+    await client.connect()
+    try:
+        fake.restored = True
+        answer = fake.on_message
+
+        async def swallow(ws: ServerConnection, conn: Conn, session: Session, msg: Any) -> None:
+            fake.on_message = answer  # type: ignore[method-assign]
+            await fake.live[0].close(CloseCode.GOING_AWAY)  # the node died with the reply
+
+        fake.on_message = swallow  # type: ignore[method-assign]
+        with pytest.raises(SessionLost):
+            await client.request(StateReq(), timeout=STEP_S)
+        assert client.welcome is not None
+        assert (client.welcome.resumed, client.welcome.restored) == (True, True)
+        # The session goes on: a new request is answered on it.
+        reply = await client.request(Move(x=1, y=2), timeout=STEP_S)
+        assert isinstance(reply, State)
+        assert reply.seq == 2
     finally:
         await client.close()
 

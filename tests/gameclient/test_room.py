@@ -111,6 +111,13 @@ async def test_a_new_session_joins_again_and_other_rooms_messages_are_ignored() 
         session_id="s2", player_id="me", node="n", heartbeat_s=15, resumed=True, last_seq=9
     )
     assert not await room.handle(resumed)
+    # Restored on another node: the room still sends to the old node until a re-join.
+    restored = p.Welcome(
+        session_id="s2", player_id="me", node="m", heartbeat_s=15, resumed=True, last_seq=9,
+        restored=True,
+    )  # fmt: skip
+    assert await room.handle(restored)
+    assert [type(r) for r in client.requests] == [p.Join, p.Join, p.Join]
 
 
 async def test_members_chat_desync_and_stall_detection() -> None:

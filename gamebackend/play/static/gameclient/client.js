@@ -116,6 +116,8 @@ export class GameClient extends EventTarget {
     this._closing = false;
     this._ended = false;
     this.welcome = null;
+    // After a `restored` resume: the welcome's last_seq and the requests sent before it.
+    this._orphans = null;
     this.sessionId = null;
     this.closeCode = null; // of the last connection that ended
     this.status = "idle";
@@ -270,9 +272,23 @@ export class GameClient extends EventTarget {
     }
   }
 
+  _settleOrphans() {
+    const orphans = this._orphans;
+    if (orphans !== null && this._stream.delivered >= orphans.lastSeq) {
+      this._orphans = null;
+      this._pending.failIds(orphans.ids, new SessionLost());
+    }
+  }
+
   _onWelcome(msg) {
     if (msg.resumed) {
       this._stream.onResumed();
+      if (msg.restored) {
+        // Restored on another node: replies not replayed up to last_seq are lost
+        // (docs/PROTOCOL.md, the loss window); fail those requests once it is reached.
+        this._orphans = { lastSeq: msg.last_seq, ids: this._pending.sentIds() };
+        this._settleOrphans();
+      }
     } else {
       // Replies to requests sent on the old session will never come.
       if (this.sessionId !== null) this._pending.failSent(new SessionLost());
@@ -371,7 +387,9 @@ export class GameClient extends EventTarget {
       return;
     }
     if (msg.seq !== undefined && !this._accept(ws, msg.seq)) return;
-    if (msg.re !== undefined && this._pending.resolve(msg.re, msg)) return;
+    const resolved = msg.re !== undefined && this._pending.resolve(msg.re, msg);
+    if (this._orphans !== null) this._settleOrphans();
+    if (resolved) return;
     if (msg.type === "pong") return; // the answer to our own heartbeat ping
     this._push(msg);
   }

@@ -77,7 +77,7 @@ export const CLIENT_MESSAGES = Object.freeze({
 
 /** Server -> client messages: `type` -> fields (gameproto ServerMessage subclasses). */
 export const SERVER_MESSAGES = Object.freeze({
-  welcome: spec(["session_id", "player_id", "node", "heartbeat_s", "resumed", "last_seq"]),
+  welcome: spec(["session_id", "player_id", "node", "heartbeat_s", "resumed", "last_seq"], ["restored"]),
   state: spec(["seq", "player_id", "x", "y", "rev"], ["re"]),
   ok: spec(["seq"], ["re"]),
   error: spec(["code", "message"], ["seq", "re", "field", "retry_after_ms"]),

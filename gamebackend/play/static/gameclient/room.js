@@ -10,8 +10,8 @@
 //   }
 //
 // The application reads the client's pushes and hands each to `room.handle`; nothing runs
-// in the background. After a new session (`welcome` with `resumed: false`) the room joins
-// again by itself; a gap in the frames (which the reliable stream should never produce) is
+// in the background. After a new session (`welcome` with `resumed: false`), or a session
+// restored on another node (`restored: true`), the room joins again by itself; a gap in the frames (which the reliable stream should never produce) is
 // filled with `sync`, or by joining again when the history no longer reaches back.
 
 import { ROLLBACK_AFTER_S, InputBuffer, Lockstep } from "./lockstep.js";
@@ -108,8 +108,10 @@ export class Room {
   /** Take a server push; true when it belonged to this room (or re-joined it). */
   async handle(msg) {
     if (msg.type === "welcome") {
-      if (!msg.resumed && this.joined !== null) {
-        await this.join(); // a new session left every room: join again (the state comes with it)
+      // A new session left every room; a session restored on another node (`restored`)
+      // is in the room on the old node's terms: join again (the state comes with it).
+      if ((!msg.resumed || msg.restored) && this.joined !== null) {
+        await this.join();
         return true;
       }
       return false;

@@ -220,6 +220,20 @@ export class PendingRequests {
     for (const waiter of waiting) waiter.reject(error);
   }
 
+  /** Ids of the requests already sent. */
+  sentIds() {
+    return new Set(this._sent);
+  }
+
+  /** Fail these requests if they still wait (their replies were lost). */
+  failIds(ids, error) {
+    for (const id of ids) {
+      const waiter = this._waiting.get(id);
+      this.discard(id);
+      waiter?.reject(error);
+    }
+  }
+
   /** Fail the requests already sent (their session is gone); unsent ones stay. */
   failSent(error) {
     const sent = [...this._sent];

@@ -169,6 +169,27 @@ test("requests are answered by re; errors reject; a new session fails the ones s
   assert.equal(client.lastSeq, 0);
 });
 
+test("a restored resume fails requests whose replies were lost, once the replay is in", async (t) => {
+  const { client, server, ws, advance } = await setup(t);
+  ws.deliver(state(1));
+  const answered = client.request(proto.stateReq());
+  const lost = client.request(proto.stateReq());
+  await flush();
+  const next = server.nextSocket();
+  ws.drop(1006); // the node died; it had numbered the first reply (seq 2) in time
+  await advance(20);
+  const again = await next;
+  again.accept();
+  again.deliver(welcome({ resumed: true, restored: true, last_seq: 2 }));
+  again.deliver(state(2, { re: 1 })); // replayed from L2
+  assert.equal((await answered).seq, 2);
+  await assert.rejects(lost, SessionLost); // its reply fell in the loss window
+  assert.equal(client.sessionId, "s1");
+  again.deliver(state(3)); // the session goes on
+  await flush();
+  assert.equal(client.lastSeq, 3);
+});
+
 test("sends wait for a connection and go out on the next one", async (t) => {
   const { client, server, ws, advance } = await setup(t);
   const next = server.nextSocket();

@@ -97,6 +97,9 @@ test("a new session joins again; other rooms' messages are ignored", async () =>
   assert.equal(await room.handle(welcome(false, "s2")), true);
   assert.deepEqual(client.requests.map((r) => r.type), ["join", "join"]);
   assert.equal(await room.handle(welcome(true, "s2")), false);
+  // Restored on another node: the room still sends to the old node until a re-join.
+  assert.equal(await room.handle({ ...welcome(true, "s2"), restored: true }), true);
+  assert.deepEqual(client.requests.map((r) => r.type), ["join", "join", "join"]);
 });
 
 test("members, chat, desync and stall detection", async () => {
