@@ -121,6 +121,8 @@ class Runtime:
             idle_s=settings.GAME_ROOM_IDLE_S,
             lease_s=settings.GAME_ROOM_LEASE_S,
             directory=room_directory,
+            snapshot=self.snapshotter.room,
+            snapshot_every_s=settings.GAME_SNAPSHOT_EVERY_S,
         )
         self.hub.rooms = self.rooms
         self.sampler = MetricsSampler(
