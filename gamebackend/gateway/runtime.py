@@ -20,6 +20,7 @@ from django.conf import settings
 
 from actors import ActorSystem
 from gamebackend.events.bus import ALL, DomainEvent, EventBus
+from gamebackend.events.fanout import EventFanout
 from gamebackend.events.forwarder import EventForwarder
 from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.directory import PlayerDirectory
@@ -78,6 +79,14 @@ class Runtime:
         )
         self.event_forwarder = EventForwarder(guard=breakers.breaker("celery.enqueue").call)
         self.events.subscribe(ALL, self.event_forwarder)
+        # Cluster: this node's events reach the other nodes' buses, batched over the
+        # channel layer (events/fanout.py).
+        self.event_fanout: EventFanout | None = None
+        if settings.REDIS_URL:
+            self.event_fanout = EventFanout(
+                bus=self.events, layer=get_channel_layer(), node=settings.GAME_NODE_ID
+            )
+            self.events.subscribe(ALL, self.event_fanout)
         self.snapshotter = Snapshotter(
             every_s=settings.GAME_SNAPSHOT_EVERY_S, guard=breakers.breaker("celery.enqueue").call
         )
@@ -137,6 +146,7 @@ class Runtime:
         self._sampler_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
         self._events_task: asyncio.Task[None] | None = None
+        self._fanout_task: asyncio.Task[None] | None = None
         self._rooms_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -186,6 +196,10 @@ class Runtime:
         self._events_task = loop.create_task(  # owned by Runtime
             self.event_forwarder.run(), name="event-log", context=contextvars.Context()
         )
+        if self.event_fanout is not None:
+            self._fanout_task = loop.create_task(  # owned by Runtime
+                self.event_fanout.run(), name="event-fanout", context=contextvars.Context()
+            )
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
         if self._closed:
@@ -203,6 +217,8 @@ class Runtime:
         await self.snapshotter.send_queued()
         await self.events.close()
         await self.event_forwarder.flush()
+        if self.event_fanout is not None:
+            await self.event_fanout.flush()
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()
@@ -212,6 +228,7 @@ class Runtime:
             "_sampler_task",
             "_snapshot_task",
             "_events_task",
+            "_fanout_task",
         ):
             task = getattr(self, name)
             setattr(self, name, None)
