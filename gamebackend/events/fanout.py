@@ -42,6 +42,8 @@ MAX_HELD: Final = 10_000
 GROUP_REFRESH_S: Final = 3600.0
 # After a failed receive (the layer is away), wait this long before the next try.
 RECEIVE_RETRY_S: Final = 1.0
+# After close cancels the tasks, wait at most this long for them to end.
+CANCEL_GRACE_S: Final = 1.0
 # A send that takes longer is abandoned (the batch dropped): a stuck layer must not pile up.
 SEND_TIMEOUT_S: Final = 2.0
 
@@ -56,6 +58,8 @@ class EventFanout:
         self.every_s = every_s
         self._held: list[dict[str, Any]] = []
         self.channel: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self.sent_events = 0
         self.sent_messages = 0
         self.received = 0
@@ -116,11 +120,13 @@ class EventFanout:
         return self.channel
 
     async def _receive(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 channel = self.channel or await self.join()
                 message = await self.layer.receive(channel)
             except Exception as exc:
+                if self._closing:
+                    return  # the layer's pools closed under a receive that ignored cancel
                 # The layer is away (Redis down): try again; events meanwhile are missed.
                 logger.warning("receiving fanned-out events failed (%r); retrying", exc)
                 await asyncio.sleep(RECEIVE_RETRY_S)
@@ -139,8 +145,24 @@ class EventFanout:
                 except Exception as exc:
                     logger.warning("re-joining %s failed (%r)", EVENTS_GROUP, exc)
 
-    async def run(self) -> None:
-        """Join the group, then send and receive until cancelled (both tasks owned here)."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._receive(), name="event-fanout-receive")
-            tasks.create_task(self._send(), name="event-fanout-send")
+    def start(self) -> None:
+        """Start receiving and sending (two tasks owned by the fan-out; ``close`` ends them)."""
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._receive(), name="event-fanout-receive"),  # owned here
+            loop.create_task(self._send(), name="event-fanout-send"),  # owned here
+        ]
+
+    async def close(self) -> None:
+        """Stop both tasks, then send what is still held."""
+        self._closing = True
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # A channels-redis receive can take its blocking pop's timeout to notice the
+            # cancellation: wait a bounded time, like the actor transport does.
+            await asyncio.wait(tasks, timeout=CANCEL_GRACE_S)
+        await self.flush()

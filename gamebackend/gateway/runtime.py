@@ -146,7 +146,6 @@ class Runtime:
         self._sampler_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
         self._events_task: asyncio.Task[None] | None = None
-        self._fanout_task: asyncio.Task[None] | None = None
         self._rooms_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -197,9 +196,7 @@ class Runtime:
             self.event_forwarder.run(), name="event-log", context=contextvars.Context()
         )
         if self.event_fanout is not None:
-            self._fanout_task = loop.create_task(  # owned by Runtime
-                self.event_fanout.run(), name="event-fanout", context=contextvars.Context()
-            )
+            self.event_fanout.start()
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
         if self._closed:
@@ -218,7 +215,7 @@ class Runtime:
         await self.events.close()
         await self.event_forwarder.flush()
         if self.event_fanout is not None:
-            await self.event_fanout.flush()
+            await self.event_fanout.close()
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()
@@ -228,7 +225,6 @@ class Runtime:
             "_sampler_task",
             "_snapshot_task",
             "_events_task",
-            "_fanout_task",
         ):
             task = getattr(self, name)
             setattr(self, name, None)

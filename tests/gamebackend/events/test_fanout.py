@@ -34,6 +34,14 @@ class Node:
         if len(self.heard) >= self.expect:
             self.arrived.set()
 
+    def wait_for(self, count: int) -> asyncio.Event:
+        """An event set once this node's subscriber has heard ``count`` events."""
+        self.expect = count
+        self.arrived = asyncio.Event()
+        if len(self.heard) >= count:
+            self.arrived.set()
+        return self.arrived
+
     def publish(self, n: int) -> None:
         self.bus.publish(DomainEvent(type="room.created", data={"n": n}, node=self.fanout.node))
 
@@ -43,20 +51,15 @@ async def two_nodes(redis_url: str) -> AsyncIterator[tuple[Node, Node]]:
     prefix = f"test{uuid.uuid4().hex[:8]}"
     layers = [RedisChannelLayer(hosts=[redis_url], prefix=prefix) for _ in range(2)]
     nodes = (Node("a@127.0.0.1:1", layers[0]), Node("b@127.0.0.1:2", layers[1]))
-    tasks = []
     try:
         for node in nodes:
             node.bus.start()
             await node.fanout.join()  # in the group before anything is sent
-            tasks.append(asyncio.get_running_loop().create_task(node.fanout.run()))  # owned here
+            node.fanout.start()
         yield nodes
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         for node in nodes:
+            await node.fanout.close()
             await node.bus.close()
         await layers[0].flush()
         for layer in layers:
@@ -74,15 +77,14 @@ async def test_events_reach_the_other_node_in_one_message_per_batch_and_never_ec
     redis_url: str,
 ) -> None:
     async with two_nodes(redis_url) as (a, b):
-        a.expect = 50
-        b.expect = 50
+        b_heard = b.wait_for(50)
         for n in range(50):
             a.publish(n)
         await wait_handled(a.bus, 50)  # all 50 held by a's fan-out
         await a.fanout.flush()
         # One channel-layer message for the whole batch, not one per event.
         assert (a.fanout.sent_messages, a.fanout.sent_events) == (1, 50)
-        await asyncio.wait_for(b.arrived.wait(), WAIT_S)
+        await asyncio.wait_for(b_heard.wait(), WAIT_S)
         assert [e.data["n"] for e in b.heard] == list(range(50))
         assert all(e.remote and e.node == "a@127.0.0.1:1" for e in b.heard)
         # b does not send a's events back, and a ignores its own batch from the group.
@@ -90,11 +92,11 @@ async def test_events_reach_the_other_node_in_one_message_per_batch_and_never_ec
         await b.fanout.flush()
         assert b.fanout.sent_messages == 0
         # The other direction, while a's receive loop has had its own batch back.
+        a_heard = a.wait_for(51)
         b.publish(99)
-        a.expect = 51
         await wait_handled(b.bus, 51)
         await b.fanout.flush()
-        await asyncio.wait_for(a.arrived.wait(), WAIT_S)
+        await asyncio.wait_for(a_heard.wait(), WAIT_S)
         assert [e.data["n"] for e in a.heard] == [*range(50), 99]  # each exactly once
         assert [e.remote for e in a.heard] == [False] * 50 + [True]
         assert a.fanout.received == 1
