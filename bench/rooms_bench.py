@@ -124,6 +124,9 @@ class NullHost:
     def persist(self, chunk: dict[str, Any]) -> None:
         pass
 
+    def snapshot(self, version: Any, reason: str) -> None:
+        pass
+
     def idle(self, room_id: str) -> None:
         pass
 

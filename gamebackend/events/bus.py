@@ -51,6 +51,9 @@ class DomainEvent:
     node: str = ""
     # Monotonic time of the publish, for latency measurements in this process.
     published: float = field(default_factory=time.monotonic)
+    # Published on another node and heard through the cross-node fan-out (events/fanout.py):
+    # not sent out again, and not recorded again by the event log.
+    remote: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:

@@ -49,6 +49,8 @@ class EventForwarder:
         self.dropped = 0
 
     def __call__(self, event: DomainEvent) -> None:
+        if event.remote:
+            return  # recorded by the node that published it
         if len(self._held) >= MAX_HELD:
             self._held.pop(0)
             self.dropped += 1

@@ -46,6 +46,7 @@ from gamebackend.rooms.messages import (
 from gamebackend.rooms.scheduler import Registration, TickSchedulers, TickTarget
 from gamebackend.rooms.selectors import RestoredBattle
 from gamebackend.rooms.sims import get_sim, sim_names
+from gamebackend.rooms.version import RoomVersion
 
 __all__ = ["ROOMS_NODE_ACTOR", "RoomGateway"]
 
@@ -99,8 +100,13 @@ class RoomGateway:
         lease_s: float,
         directory: RoomDirectory | None = None,
         max_rooms: int = MAX_LOCAL_ROOMS,
+        snapshot: Callable[[RoomVersion, str], None] | None = None,
+        snapshot_every_s: float = 0.0,
     ) -> None:
         self.system = system
+        # RoomHost.snapshot: the node's snapshotter (None: room snapshots are not kept).
+        self._snapshot = snapshot
+        self.snapshot_every_s = snapshot_every_s
         self._sessions = sessions
         self.persist = persist  # RoomHost.persist: the node's replay flusher
         self._load_battle = load_battle
@@ -339,6 +345,7 @@ class RoomGateway:
             RoomState(core),
             self,
             self.idle_s,
+            self.snapshot_every_s,
             name=room_name(room),
             supervisor=ROOM_SUPERVISOR,
             mailbox_size=ROOM_MAILBOX,
@@ -447,6 +454,10 @@ class RoomGateway:
             ref.tell(IdleConfirm())
         except MailboxFull:
             self._settle(room_id, stopped=False)  # busy, so not idle: try again later
+
+    def snapshot(self, version: RoomVersion, reason: str) -> None:
+        if self._snapshot is not None:
+            self._snapshot(version, reason)
 
     def idle_cancelled(self, room_id: str) -> None:
         self._settle(room_id, stopped=False)

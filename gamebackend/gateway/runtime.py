@@ -20,6 +20,7 @@ from django.conf import settings
 
 from actors import ActorSystem
 from gamebackend.events.bus import ALL, DomainEvent, EventBus
+from gamebackend.events.fanout import EventFanout
 from gamebackend.events.forwarder import EventForwarder
 from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.directory import PlayerDirectory
@@ -84,6 +85,14 @@ class Runtime:
         )
         self.event_forwarder = EventForwarder(guard=breakers.breaker("celery.enqueue").call)
         self.events.subscribe(ALL, self.event_forwarder)
+        # Cluster: this node's events reach the other nodes' buses, batched over the
+        # channel layer (events/fanout.py).
+        self.event_fanout: EventFanout | None = None
+        if settings.REDIS_URL:
+            self.event_fanout = EventFanout(
+                bus=self.events, layer=get_channel_layer(), node=settings.GAME_NODE_ID
+            )
+            self.events.subscribe(ALL, self.event_fanout)
         self.snapshotter = Snapshotter(
             every_s=settings.GAME_SNAPSHOT_EVERY_S, guard=breakers.breaker("celery.enqueue").call
         )
@@ -153,6 +162,8 @@ class Runtime:
             idle_s=settings.GAME_ROOM_IDLE_S,
             lease_s=settings.GAME_ROOM_LEASE_S,
             directory=room_directory,
+            snapshot=self.snapshotter.room,
+            snapshot_every_s=settings.GAME_SNAPSHOT_EVERY_S,
         )
         self.hub.rooms = self.rooms
         self.sampler = MetricsSampler(
@@ -223,6 +234,8 @@ class Runtime:
         self._events_task = loop.create_task(  # owned by Runtime
             self.event_forwarder.run(), name="event-log", context=contextvars.Context()
         )
+        if self.event_fanout is not None:
+            self.event_fanout.start()
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
         if self._closed:
@@ -244,6 +257,8 @@ class Runtime:
         await self.snapshotter.send_queued()
         await self.events.close()
         await self.event_forwarder.flush()
+        if self.event_fanout is not None:
+            await self.event_fanout.close()
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()

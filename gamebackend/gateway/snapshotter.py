@@ -1,4 +1,5 @@
-"""The node's snapshots: periodic ones of online players, and one at logout or shutdown.
+"""The node's snapshots: periodic ones of online players, and one at logout or shutdown;
+and the snapshots sim rooms hand over (periodic, and when they stop).
 
 A snapshot is a reference to the player's current immutable version (O(1) to take);
 they are sent in batches, as JSON, to the ``gamebackend.snapshots.record`` task through
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gamebackend.players.state import ENTITY_PLAYER, PlayerRecord
+from gamebackend.rooms.version import ENTITY_ROOM, RoomVersion
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,9 @@ class Snapshotter:
         self._clock = clock
         # Online players changed since their last snapshot: their newest version.
         self._changed: dict[str, PlayerRecord] = {}
-        self._queue: list[dict[str, Any]] = []
+        # Snapshots to send; a room's is its version, serialised in the sending thread
+        # (its digest and JSON form cost O(state), too much for the room's tick).
+        self._queue: list[dict[str, Any] | tuple[RoomVersion, str, float]] = []
         self.closing = False
         self.sent = 0
         self.dropped = 0
@@ -76,12 +80,35 @@ class Snapshotter:
             }
         )
 
+    def room(self, version: RoomVersion, reason: str) -> None:
+        """RoomHost.snapshot: a reference to a sim room's version (O(1))."""
+        self._queue.append((version, reason, self._clock()))
+
+    def _serialise_and_send(
+        self, queued: list[dict[str, Any] | tuple[RoomVersion, str, float]]
+    ) -> Any:
+        items: list[dict[str, Any]] = []
+        for item in queued:
+            if isinstance(item, dict):
+                items.append(item)
+                continue
+            version, reason, taken_at = item
+            items.append(
+                {
+                    "kind": ENTITY_ROOM,
+                    "reason": reason,
+                    "taken_at": taken_at,
+                    "state": version.to_json(),
+                }
+            )
+        return self._send(items)
+
     async def send_queued(self) -> None:
         if not self._queue:
             return
         items, self._queue = self._queue, []
         try:
-            await self._guard(asyncio.to_thread, self._send, items)
+            await self._guard(asyncio.to_thread, self._serialise_and_send, items)
         except Exception as exc:
             self.dropped += len(items)
             logger.warning("sending %d snapshots failed (%r); dropped", len(items), exc)

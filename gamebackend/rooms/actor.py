@@ -22,6 +22,7 @@ from gamebackend.rooms.messages import (
     RoomLost,
     RoomRequest,
     RoomStatsReq,
+    SnapshotDue,
 )
 from gamebackend.rooms.ports import RoomHost
 from gamebackend.rooms.scheduler import Registration, Tick
@@ -39,6 +40,11 @@ ROOM_MAILBOX: Final = 8192
 ROOM_SUPERVISOR: Final = OneForOne(max_restarts=10, within_s=60.0, backoff=(0.0, 0.5))
 _PERSIST_DUE: Final = PersistDue()
 _IDLE_CONFIRM: Final = IdleConfirm()
+_SNAPSHOT_DUE: Final = SnapshotDue()
+# Snapshot reasons of a room that stops: empty (its battle ended, like a player's logout),
+# or stopped with members (node shutdown, lease lost, restart budget spent).
+REASON_ENDED: Final = "logout"
+REASON_STOPPED: Final = "shutdown"
 
 
 def room_actor_name(room_id: str) -> str:
@@ -49,20 +55,26 @@ def room_actor_name(room_id: str) -> str:
 class RoomState:
     """Shared by a room actor and its restarted successors: a restart keeps the battle."""
 
-    __slots__ = ("core", "idle_epoch", "registration", "tick_drops")
+    __slots__ = ("core", "idle_epoch", "registration", "snapshot_lsn", "tick_drops")
 
     def __init__(self, core: RoomCore) -> None:
         self.core = core
+        # The LSN of the last snapshot taken (a periodic one is skipped when unchanged).
+        self.snapshot_lsn = -1
         self.registration: Registration | None = None
         self.idle_epoch = 0
         self.tick_drops = 0
 
 
 class RoomActor(Actor):
-    def __init__(self, state: RoomState, host: RoomHost, idle_s: float) -> None:
+    def __init__(
+        self, state: RoomState, host: RoomHost, idle_s: float, snapshot_every_s: float = 0.0
+    ) -> None:
         self.state = state
         self.host = host
         self.idle_s = idle_s
+        # Periodic snapshots of a sim room's version (0: none; the stop snapshot is kept).
+        self.snapshot_every_s = snapshot_every_s
         self._persist: Timer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -86,6 +98,8 @@ class RoomActor(Actor):
                 core.config.tick_rate, core.room_id, on_tick, core.next_tick
             )
         self._persist = self.schedule_every(REPLAY_FLUSH_S, _PERSIST_DUE)
+        if core.sim is not None and self.snapshot_every_s > 0:
+            self.schedule_every(self.snapshot_every_s, _SNAPSHOT_DUE)
         if not core.members:
             self._arm_idle()
 
@@ -97,6 +111,8 @@ class RoomActor(Actor):
             await self._request(msg)
         elif kind is PersistDue:
             self._flush(ended=False)
+        elif kind is SnapshotDue:
+            self._snapshot("periodic")
         elif kind is IdleCheck:
             if msg.epoch == self.state.idle_epoch and not self.state.core.members:
                 self.host.idle(self.state.core.room_id)
@@ -155,6 +171,7 @@ class RoomActor(Actor):
                 p.Error(code=p.INTERNAL, message=f"room {core.room_id} stopped; re-join it"),
             )
         self._flush(ended=ended)
+        self._snapshot(REASON_ENDED if ended else REASON_STOPPED, always=True)
         logger.info("room %s stopped: %s", core.room_id, json.dumps(core.stats()))
         await host.stopped(core.room_id, core.battle_id, ended=ended)
 
@@ -194,6 +211,16 @@ class RoomActor(Actor):
                 "ended": ended,
             }
         )
+
+    def _snapshot(self, reason: str, *, always: bool = False) -> None:
+        # O(1): a reference to the current immutable version goes to the host, which
+        # serialises and sends it off the loop.
+        state = self.state
+        version = state.core.version
+        if version is None or (version.lsn == state.snapshot_lsn and not always):
+            return
+        state.snapshot_lsn = version.lsn
+        self.host.snapshot(version, reason)
 
     def _arm_idle(self) -> None:
         state = self.state

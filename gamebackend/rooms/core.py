@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import gameproto as p
 from gamebackend.rooms import counters
+from gamebackend.rooms.version import RoomVersion
 from gameproto.rooms import (
     DEFAULT_INPUT_DELAY,
     DEFAULT_LATE_POLICY,
@@ -160,17 +161,37 @@ class RoomCore:
         self.log: list[tuple[int, FrameInputs]] = []
         self.log_first = next_tick
         self.metrics = RoomMetrics()
+        # The simulation's current immutable version (None without a sim); every closed
+        # tick replaces it with a new one (copy-on-write; see rooms/version.py).
+        self.version: RoomVersion | None = None
         # Simulation states after closing each recent tick (digests are computed lazily,
         # only for ticks someone reported a hash for).
-        self.state: Any = None
         self._states: deque[tuple[int, Any]] = deque(maxlen=ROOM_HISTORY)
         self._digests: dict[int, int] = {}
         if sim is not None:
-            self.state = sim.initial() if sim_state is None else sim_state
+            self.version = self._version(
+                next_tick, sim, sim.initial() if sim_state is None else sim_state
+            )
             if next_tick > 0:
                 self._states.append((next_tick - 1, self.state))
         self._hashes: dict[int, dict[str, int]] = {}
         self._desynced: set[int] = set()
+
+    def _version(self, next_tick: int, sim: Simulation[Any], state: Any) -> RoomVersion:
+        return RoomVersion(
+            room_id=self.room_id,
+            battle_id=self.battle_id,
+            sim_name=self.config.sim or "",
+            sim=sim,
+            tick=next_tick,
+            state=state,
+        )
+
+    @property
+    def state(self) -> Any:
+        """The simulation's current state (None without a sim)."""
+        version = self.version
+        return None if version is None else version.state
 
     # -- membership ----------------------------------------------------------------------
 
@@ -389,7 +410,7 @@ class RoomCore:
             # Computed before anything changes: a failing step leaves the room at its
             # last frame (the supervisor restarts it from there).
             state = sim.step(self.state, tick, inputs)
-            self.state = state
+            self.version = self._version(tick + 1, sim, state)
             self._states.append((tick, state))
         entry = (tick, inputs)
         self.history.append(entry)

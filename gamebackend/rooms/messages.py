@@ -19,6 +19,7 @@ __all__ = [
     "RoomRequest",
     "RoomServerMessage",
     "RoomStatsReq",
+    "SnapshotDue",
 ]
 
 RoomClientMessage = p.Join | p.Leave | p.Input | p.Sync | p.Hash | p.Chat
@@ -63,6 +64,11 @@ class RoomDeliver(msgspec.Struct, frozen=True):
 @dataclass(frozen=True, slots=True)
 class PersistDue:
     """Hand the closed frames since the last flush to the replay log."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotDue:
+    """A sim room's periodic snapshot (``GAME_SNAPSHOT_EVERY_S``) is due."""
 
 
 @dataclass(frozen=True, slots=True)

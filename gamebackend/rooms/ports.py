@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from gamebackend.rooms.core import Target
 from gamebackend.rooms.scheduler import Registration, TickTarget
+from gamebackend.rooms.version import RoomVersion
 from gameproto import ServerMessage
 
 __all__ = ["RoomHost"]
@@ -45,6 +46,11 @@ class RoomHost(Protocol):
 
     def persist(self, chunk: dict[str, Any]) -> None:
         """Hand a batch of closed frames to the replay log (memory only, never blocks)."""
+        ...
+
+    def snapshot(self, version: RoomVersion, reason: str) -> None:
+        """Take a snapshot of a sim room's version (a reference; serialised and sent off
+        the loop by the node's snapshotter). Never blocks."""
         ...
 
     def idle(self, room_id: str) -> None:

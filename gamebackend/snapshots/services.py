@@ -25,6 +25,7 @@ from gamebackend.players.live import live_players
 from gamebackend.players.selectors import player_record_get
 from gamebackend.players.services import player_state_force
 from gamebackend.players.state import ENTITY_PLAYER, PlayerRecord
+from gamebackend.rooms.version import ENTITY_ROOM
 from gamebackend.snapshots.models import Snapshot, SnapshotAudit
 
 logger = logging.getLogger(__name__)
@@ -75,20 +76,27 @@ def snapshot_record(
 
 def snapshots_record_many(*, snapshots: Iterable[Mapping[str, Any]]) -> int:
     """Record snapshots a node took (periodic, logout, shutdown); JSON dicts with
-    ``kind``, ``reason``, ``taken_at`` (epoch seconds) and ``state``. One INSERT."""
+    ``kind`` (``player`` or ``room``), ``reason``, ``taken_at`` (epoch seconds) and
+    ``state`` (a player's record, or a sim room's version). One INSERT."""
     rows = []
     for item in snapshots:
         reason = str(item["reason"])
         if reason not in REASONS:
             raise SnapshotError(f"unknown snapshot reason {reason!r}")
-        record = PlayerRecord.from_json(dict(item["state"]))
-        payload = record.to_json()
+        kind = str(item.get("kind", ENTITY_PLAYER))
+        state = dict(item["state"])
+        if kind == ENTITY_ROOM:
+            # A sim room's version (rooms/version.py RoomVersion.to_json), kept as sent.
+            payload, entity_id, lsn = state, str(state["room"]), int(state["lsn"])
+        else:
+            record = PlayerRecord.from_json(state)
+            payload, entity_id, lsn = record.to_json(), record.player_id, record.lsn
         taken = datetime.fromtimestamp(float(item["taken_at"]), tz=timezone.get_current_timezone())
         rows.append(
             Snapshot(
-                entity_kind=str(item.get("kind", ENTITY_PLAYER)),
-                entity_id=record.player_id,
-                lsn=record.lsn,
+                entity_kind=kind,
+                entity_id=entity_id,
+                lsn=lsn,
                 reason=reason,
                 payload=payload,
                 size=_size(payload),

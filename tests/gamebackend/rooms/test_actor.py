@@ -17,9 +17,10 @@ import gameproto as p
 from actors import ActorSystem
 from gamebackend.rooms.actor import ROOM_SUPERVISOR, RoomActor, RoomState
 from gamebackend.rooms.core import RoomConfig, RoomCore, Target
-from gamebackend.rooms.messages import IdleConfirm, RoomRequest, RoomStatsReq
+from gamebackend.rooms.messages import IdleConfirm, RoomRequest, RoomStatsReq, SnapshotDue
 from gamebackend.rooms.scheduler import Registration, Tick, TickTarget
 from gamebackend.rooms.sims import register_sim, unregister_sim
+from gamebackend.rooms.version import RoomVersion
 from gameproto.sims import DEMO, DemoSim, DemoState
 
 HOME = "home@127.0.0.1:1"
@@ -35,6 +36,7 @@ class RecordingHost:
         self.target: TickTarget | None = None
         self.registration: Registration | None = None
         self.chunks: list[dict[str, Any]] = []
+        self.snapshots: list[tuple[RoomVersion, str]] = []
         self.idle_calls: list[str] = []
         self.stopped_with: list[tuple[str, bool]] = []
         self.stopped_event = asyncio.Event()
@@ -62,6 +64,9 @@ class RecordingHost:
 
     def persist(self, chunk: dict[str, Any]) -> None:
         self.chunks.append(chunk)
+
+    def snapshot(self, version: RoomVersion, reason: str) -> None:
+        self.snapshots.append((version, reason))
 
     def idle(self, room_id: str) -> None:
         self.idle_calls.append(room_id)
@@ -247,3 +252,81 @@ async def test_a_join_before_the_idle_confirmation_keeps_the_room(system: ActorS
     await settle(system, ref)
     assert host.idle_calls == ["cancelled:r"]
     assert host.stopped_with == []
+
+
+async def test_a_sim_room_hands_a_snapshot_of_its_version_when_due_and_when_it_stops(
+    system: ActorSystem,
+) -> None:
+    host = RecordingHost()
+    core = RoomCore(RoomConfig("r", sim="demo"), battle_id="b", sim=DEMO)
+    ref = await spawn(system, host, core, idle_s=3600.0)
+    ref.tell(request("a", p.Join(room="r")))
+    ref.tell(request("a", p.Input(room="r", tick=0, keys=8)))
+    await settle(system, ref)
+    assert host.target is not None
+    host.target(Tick(2))  # ticks 0..2 close
+    ref.tell(SnapshotDue())
+    await settle(system, ref)
+    assert [(v.lsn, reason) for v, reason in host.snapshots] == [(3, "periodic")]
+    taken = host.snapshots[0][0]
+    assert taken is core.version  # a reference, not a copy
+    ref.tell(SnapshotDue())  # nothing changed since: no new snapshot
+    await settle(system, ref)
+    assert len(host.snapshots) == 1
+    host.target(Tick(4))
+    ref.tell(SnapshotDue())
+    await settle(system, ref)
+    assert [(v.lsn, r) for v, r in host.snapshots] == [(3, "periodic"), (5, "periodic")]
+    assert taken.lsn == 3  # the earlier snapshot still holds its version
+    # Stopped with a member (node shutdown): a `shutdown` snapshot of the last version.
+    await system.stop(ref)
+    await asyncio.wait_for(host.stopped_event.wait(), 5.0)
+    assert host.snapshots[-1][1] == "shutdown"
+    assert host.snapshots[-1][0].lsn == 5
+
+
+async def test_periodic_room_snapshots_come_from_the_rooms_own_timer(system: ActorSystem) -> None:
+    host = RecordingHost()
+    core = RoomCore(RoomConfig("r", sim="demo"), battle_id="b", sim=DEMO)
+    ref = await system.spawn(
+        RoomActor, RoomState(core), host, 3600.0, 0.02, name="room.r", supervisor=ROOM_SUPERVISOR
+    )
+    await settle(system, ref)
+    assert host.target is not None
+    host.target(Tick(0))
+    await settle(system, ref)
+    deadline = asyncio.get_running_loop().time() + 5.0
+    while asyncio.get_running_loop().time() < deadline:
+        if host.snapshots and host.snapshots[-1][0].lsn == 1:
+            break
+        await asyncio.sleep(0.01)
+    # (The timer may have fired once before tick 0 closed: the initial version, lsn 0.)
+    assert [(v.lsn, r) for v, r in host.snapshots] in (
+        [(1, "periodic")],
+        [(0, "periodic"), (1, "periodic")],
+    )
+    await asyncio.sleep(0.1)  # several more periods: an unchanged room takes no more
+    assert host.snapshots[-1][0].lsn == 1
+    assert len(host.snapshots) <= 2
+
+
+async def test_an_ended_sim_room_takes_a_logout_snapshot_and_a_plain_room_takes_none(
+    system: ActorSystem,
+) -> None:
+    for room, sim, expected in (("r1", "demo", [(2, "logout")]), ("r2", None, [])):
+        host = RecordingHost()
+        core = RoomCore(RoomConfig(room, sim=sim), battle_id="b", sim=DEMO if sim else None)
+        ref = await spawn(system, host, core, idle_s=3600.0)
+        ref.tell(request("a", p.Join(room=room)))
+        await settle(system, ref)
+        assert host.target is not None
+        host.target(Tick(1))
+        ref.tell(request("a", p.Leave(room=room)))
+        ref.tell(SnapshotDue())
+        await settle(system, ref)
+        ref.tell(IdleConfirm())
+        await asyncio.wait_for(host.stopped_event.wait(), 5.0)
+        # The periodic one (lsn 2) and the stop one at the same lsn: a room that ends
+        # always leaves its final version.
+        got = [(v.lsn, r) for v, r in host.snapshots]
+        assert got == ([(2, "periodic"), *expected] if sim else [])

@@ -212,3 +212,53 @@ def test_a_failing_sim_leaves_the_room_at_its_last_frame() -> None:
     assert core.state == 2
     assert [t for t, _ in core.history] == [0, 1]
     assert core.pending == {}  # tick 2's inputs went into the failed attempt
+
+
+def test_every_closed_tick_of_a_sim_room_makes_a_new_version_with_the_next_lsn() -> None:
+    core = joined(make(sim="demo", sim_obj=DEMO), "a")
+    first = core.version
+    assert first is not None
+    assert (first.lsn, first.state, first.room_id, first.battle_id) == (
+        0,
+        DEMO.initial(),
+        "arena",
+        "b1",
+    )
+    core.input("a", 0, 8, None)
+    close(core, 0)
+    second = core.version
+    assert second is not None
+    assert second is not first
+    assert second.lsn == 1 == core.next_tick
+    # Copy-on-write: the old version still holds the state before tick 0.
+    assert first.state == DEMO.initial()
+    assert second.state == DEMO.step(DEMO.initial(), 0, [("a", 8)]) == core.state
+    close(core, 4)
+    assert core.version is not None
+    assert core.version.lsn == 5
+    payload = core.version.to_json()
+    assert payload == {
+        "room": "arena",
+        "battle": "b1",
+        "sim": "demo",
+        "tick": 5,
+        "lsn": 5,
+        "digest": DEMO.digest(core.state),
+        "state": DEMO.to_data(core.state),
+    }
+
+
+def test_a_room_re_created_at_a_tick_continues_its_lsn_and_a_plain_room_has_no_version() -> None:
+    state = DEMO.step(DEMO.initial(), 0, [("a", 8)])
+    core = RoomCore(
+        RoomConfig("arena", sim="demo"), battle_id="b1", sim=DEMO, next_tick=40, sim_state=state
+    )
+    assert core.version is not None
+    assert core.version.lsn == 40
+    assert core.state == state
+    close(core, 40)
+    assert core.version.lsn == 41
+    plain = make()
+    close(plain, 3)
+    assert plain.version is None
+    assert plain.state is None

@@ -3,6 +3,7 @@ actor through its mailbox), retention, the command."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from gamebackend.gateway.snapshotter import Snapshotter
 from gamebackend.players.live import register_live_players
 from gamebackend.players.models import Player
 from gamebackend.players.services import player_states_upsert
 from gamebackend.players.state import PlayerRecord
+from gamebackend.rooms.core import RoomConfig, RoomCore
 from gamebackend.snapshots.models import Snapshot, SnapshotAudit
 from gamebackend.snapshots.selectors import snapshot_get, snapshot_list_for_entity
 from gamebackend.snapshots.services import (
@@ -26,6 +29,7 @@ from gamebackend.snapshots.services import (
     snapshots_prune,
     snapshots_record_many,
 )
+from gameproto.sims import DEMO
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +166,32 @@ def test_the_command_lists_takes_and_restores(operator: Any) -> None:
         call_command("snapshot", "restore", "999999", "--by", "op")
     with pytest.raises(CommandError, match="no user"):
         call_command("snapshot", "restore", str(snap.pk), "--by", "ghost")
+
+
+def test_nodes_record_snapshots_of_sim_rooms_as_sent() -> None:
+    core = RoomCore(RoomConfig("arena", sim="demo"), battle_id="b1", sim=DEMO)
+    core.join("a", "n", "s", None)
+    core.input("a", 0, 8, None)
+    core.close_until(2, 0.0, lambda t: 0.0)
+    sent: list[list[dict[str, Any]]] = []
+    snapshotter = Snapshotter(every_s=60.0, send=sent.append, clock=lambda: 1000.0)
+    assert core.version is not None
+    snapshotter.room(core.version, "periodic")  # a reference; serialised when sent
+    core.close_until(3, 0.0, lambda t: 0.0)
+    snapshotter.room(core.version, "logout")
+    asyncio.run(snapshotter.send_queued())
+    (items,) = sent
+    assert [(i["kind"], i["reason"], i["state"]["lsn"]) for i in items] == [
+        ("room", "periodic", 3),
+        ("room", "logout", 4),
+    ]
+    assert snapshots_record_many(snapshots=items) == 2
+    rows = list(Snapshot.objects.filter(entity_kind="room").order_by("lsn"))
+    assert [(r.entity_id, r.lsn, r.reason) for r in rows] == [
+        ("arena", 3, "periodic"),
+        ("arena", 4, "logout"),
+    ]
+    assert rows[0].payload["battle"] == "b1"
+    assert rows[1].payload["state"] == DEMO.to_data(core.state)
+    assert rows[1].payload["digest"] == DEMO.digest(core.state)
+    assert rows[1].payload["tick"] == 4
