@@ -104,6 +104,8 @@ class Hub:
         self._ending: set[str] = set()
         self._locks = KeyedLocks()
         self._recent: OrderedDict[str, PlayerRecord] = OrderedDict()
+        # The live players' states (the actors' own objects), for the console to read.
+        self.player_states: dict[str, PlayerState] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # -- attaching a connection ---------------------------------------------------------
@@ -184,9 +186,12 @@ class Hub:
                 record = await self._take_over(player_id, previous) or record
         if record is None:
             record = await self._load_record(player_id)
-        return await self.system.spawn(
-            PlayerActor, PlayerState(record), self, name=name, supervisor=PLAYER_SUPERVISOR
+        state = PlayerState(record)
+        ref = await self.system.spawn(
+            PlayerActor, state, self, name=name, supervisor=PLAYER_SUPERVISOR
         )
+        self.player_states[player_id] = state
+        return ref
 
     async def _take_over(self, player_id: str, node: str) -> PlayerRecord | None:
         """Ask the player's actor on ``node`` for the live state (it closes 4409 and stops)."""
@@ -258,6 +263,25 @@ class Hub:
         if conn is not None:
             await conn.close_with(p.CloseCode.OUTBOX_FULL, "too many unacknowledged messages")
 
+    async def kick(self, session: Session, reason: str) -> None:
+        """An operator ends the session: close 4000 with their reason; not resumable."""
+        conn = session.conn
+        self._end(session)
+        if conn is not None:
+            await conn.close_with(p.CloseCode.KICKED, reason)
+
+    # -- for the console (read on the event loop) ---------------------------------------
+
+    def live_record(self, player_id: str) -> dict[str, Any] | None:
+        state = self.player_states.get(player_id)
+        if state is None:
+            return None
+        return {**state.record.to_json(), "rooms": list(state.rooms)}
+
+    def rooms_of(self, player_id: str) -> list[str]:
+        state = self.player_states.get(player_id)
+        return [] if state is None else list(state.rooms)
+
     def _forget_session(self, session: Session) -> None:
         session.ended = True
         self.sessions.pop(session.session_id, None)
@@ -278,6 +302,7 @@ class Hub:
     async def stopped(self, record: PlayerRecord) -> None:
         """A player's actor ran on_stop: keep its last state, announce ``player.offline``."""
         player_id = record.player_id
+        self.player_states.pop(player_id, None)
         recent = self._recent
         recent[player_id] = record
         recent.move_to_end(player_id)

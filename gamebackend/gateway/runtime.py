@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -18,6 +20,7 @@ from django.conf import settings
 
 from actors import ActorSystem
 from gamebackend.flow.admission import flow_reset, node_flow
+from gamebackend.gateway.console_report import ConsoleReport
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
@@ -25,6 +28,7 @@ from gamebackend.gateway.metrics_sampler import MetricsSampler
 from gamebackend.gateway.replay import DurableReplayStore, RedisReplayStore
 from gamebackend.gateway.rooms import RoomGateway
 from gamebackend.gateway.tickets import ReplayStore
+from gamebackend.metrics.series import series_store
 from gamebackend.players.flush import StateFlusher
 from gamebackend.players.services import player_record_load
 from gamebackend.players.state import PlayerRecord
@@ -98,6 +102,12 @@ class Runtime:
             connections=lambda: len(self.hub.connections),
             sessions=lambda: len(self.hub.sessions),
         )
+        # The console's view of this process; it drives the metrics sampler too.
+        self.report = ConsoleReport(
+            self, series_store(settings.REDIS_URL), threaded=bool(settings.REDIS_URL)
+        )
+        self.blocks = self.report.blocks
+        self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._sampler_task: asyncio.Task[None] | None = None
         self._rooms_task: asyncio.Task[None] | None = None
@@ -119,8 +129,16 @@ class Runtime:
             self.heartbeat.run(), name="gateway-heartbeat", context=contextvars.Context()
         )
         self._sampler_task = loop.create_task(  # owned by Runtime
-            self.sampler.run(), name="gateway-metrics", context=contextvars.Context()
+            self.report.run(), name="gateway-console-report", context=contextvars.Context()
         )
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A short task of the runtime's (e.g. a console command); cancelled at shutdown."""
+        task = asyncio.get_running_loop().create_task(  # owned by Runtime._tasks
+            coro, name=name, context=contextvars.Context()
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
         if self._closed:
@@ -132,6 +150,9 @@ class Runtime:
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for name in ("_heartbeat_task", "_rooms_task", "_sampler_task"):
             task = getattr(self, name)
             setattr(self, name, None)

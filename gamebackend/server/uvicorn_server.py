@@ -36,6 +36,7 @@ from websockets.frames import Frame, Opcode
 from websockets.server import ServerProtocol
 
 from gamebackend.gateway.asgi_ext import DEFER_PINGS_KEY, PING_EVENT, PING_EXTENSION, PONG_EVENT
+from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.tickets import redact_ticket
 from gamebackend.server.guard import ConnectionGuard, trusted_networks
 from gamebackend.server.lifecycle import SHUTDOWN_SLACK_S, drain_gateway
@@ -222,6 +223,12 @@ def _redacted(text: str) -> str:
 
 class GameServer(Server):
     """uvicorn's server, draining the gateway before uvicorn's own shutdown."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # The gateway's runtime starts with the server rather than with the first player,
+        # so the console sees this node (its report) from the start.
+        get_runtime()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

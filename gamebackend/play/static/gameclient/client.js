@@ -373,6 +373,10 @@ export class GameClient extends EventTarget {
     if (msg.seq !== undefined && !this._accept(ws, msg.seq)) return;
     if (msg.re !== undefined && this._pending.resolve(msg.re, msg)) return;
     if (msg.type === "pong") return; // the answer to our own heartbeat ping
+    if (msg.type === "notice") {
+      // An operator's system message: an event for the page, and in the inbox like any other.
+      this.dispatchEvent(new CustomEvent("notice", { detail: { seq: msg.seq, text: msg.text } }));
+    }
     this._push(msg);
   }
 
