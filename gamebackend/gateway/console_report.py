@@ -225,11 +225,10 @@ class ConsoleReport:
         }
 
     async def _rooms(self) -> list[dict[str, Any]]:
-        if not self._rt.rooms.local_rooms:
-            return []
+        """Every local room's stats (setting the rooms' metrics on the way)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ROOM_STATS_TIMEOUT_S):
-                return [_plain(r) for r in await self._rt.rooms.room_stats()]
+                return [_plain(r) for r in await self._rt.sampler.sample_rooms()]
         return []
 
     def _sessions(self) -> list[dict[str, Any]]:

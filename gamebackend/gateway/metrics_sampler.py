@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from actors import ActorSystem
 from gamebackend import metrics
 from gamebackend.flow.enforcement import FlowEnforcement
 from gamebackend.players.flush import StateFlusher
+from gamebackend.rooms import counters as room_counters
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +40,14 @@ class MetricsSampler:
         flusher: StateFlusher,
         connections: Callable[[], int],
         sessions: Callable[[], int],
+        room_stats: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
     ) -> None:
         self._system = system
         self._enforcement = enforcement
         self._flusher = flusher
         self._connections = connections
         self._sessions = sessions
+        self._room_stats = room_stats
         # Last cumulative values seen, so counters grow by the difference.
         self._seen: dict[Any, int] = {}
 
@@ -82,3 +85,25 @@ class MetricsSampler:
             for decision in _DECISIONS:
                 key = (gate["resource"], gate["scope"], decision)
                 self._grow(key, int(gate[decision]), metrics.RATE_LIMIT_DECISIONS.labels(*key))
+
+    @staticmethod
+    def sample_room_counters() -> None:
+        """Drain the node-wide room counters into their Prometheus families."""
+        drained = dict(room_counters.totals)
+        room_counters.totals.clear()
+        for event, n in drained.items():
+            metrics.ROOM_EVENTS.labels(event).inc(n)
+        jitter = room_counters.jitter_s
+        observe = metrics.ROOM_TICK_JITTER.observe
+        while jitter:
+            observe(max(0.0, jitter.popleft()))
+
+    async def sample_rooms(self) -> list[dict[str, Any]]:
+        """Rooms and their members: asks every local room (cheap, once per sample)."""
+        self.sample_room_counters()
+        if self._room_stats is None:
+            return []
+        stats = await self._room_stats()
+        metrics.ROOMS.set(len(stats))
+        metrics.ROOM_MEMBERS.set(sum(int(room["members"]) for room in stats))
+        return stats

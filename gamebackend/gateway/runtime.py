@@ -101,6 +101,7 @@ class Runtime:
             flusher=self.flusher,
             connections=lambda: len(self.hub.connections),
             sessions=lambda: len(self.hub.sessions),
+            room_stats=self.rooms.room_stats,
         )
         # The console's view of this process; it drives the metrics sampler too.
         self.report = ConsoleReport(

@@ -39,6 +39,10 @@ __all__ = [
     "MESSAGES_OUT",
     "RATE_LIMIT_DECISIONS",
     "REQUEST_SECONDS",
+    "ROOMS",
+    "ROOM_EVENTS",
+    "ROOM_MEMBERS",
+    "ROOM_TICK_JITTER",
     "SESSIONS",
     "exposition",
 ]
@@ -104,6 +108,23 @@ REQUEST_SECONDS = Histogram(
     "game_request_seconds",
     "Client request (a message with an id) to its reply being written",
     buckets=LATENCY_BUCKETS,
+)
+
+# Rooms (lockstep battles) hosted by this node.
+ROOMS = Gauge("game_rooms", "Rooms hosted", multiprocess_mode="livesum")
+ROOM_MEMBERS = Gauge("game_room_members", "Members of hosted rooms", multiprocess_mode="livesum")
+ROOM_EVENTS = Counter(
+    "game_room_events",
+    "Room events: ticks closed, inputs, late inputs (shifted or dropped), overruns, desyncs",
+    ["event"],
+)
+# Tick jitter (actual minus scheduled close time): a healthy room closes within a
+# millisecond or two of its deadline; the top buckets show a node that falls behind.
+JITTER_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5)
+ROOM_TICK_JITTER = Histogram(
+    "game_room_tick_jitter_seconds",
+    "Rooms' tick close time minus its deadline (the most recent ticks of each sample)",
+    buckets=JITTER_BUCKETS,
 )
 
 

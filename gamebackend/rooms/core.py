@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import gameproto as p
+from gamebackend.rooms import counters
 from gameproto.rooms import (
     DEFAULT_INPUT_DELAY,
     DEFAULT_LATE_POLICY,
@@ -260,10 +261,14 @@ class RoomCore:
             )
         metrics = self.metrics
         metrics.inputs += 1
+        node = counters.totals
+        node["inputs"] += 1
         if tick < next_tick:
             metrics.late_inputs += 1
+            node["late_inputs"] += 1
             if self.config.late_policy == "drop":
                 metrics.late_dropped += 1
+                node["late_dropped"] += 1
                 return self._ok(player_id, re)
             tick = next_tick  # "shift": the next open tick
         frame = self.pending.get(tick)
@@ -343,6 +348,7 @@ class RoomCore:
         if len(values) > 1 or (server is not None and values != {server}):
             self._desynced.add(tick)
             self.metrics.desyncs += 1
+            counters.totals["desyncs"] += 1
             logger.warning(
                 "room %s: desync at tick %d: digests %s, server %s",
                 self.room_id, tick, reported, server,
@@ -367,9 +373,12 @@ class RoomCore:
         while self.next_tick <= due:
             tick = self.next_tick
             frames.append(self._close(tick))
-            metrics.jitter_s.append(now - deadline(tick))
+            jitter = now - deadline(tick)
+            metrics.jitter_s.append(jitter)
+            counters.jitter_s.append(jitter)
             if tick < due:
                 metrics.overruns += 1
+                counters.totals["overruns"] += 1
         return frames
 
     def _close(self, tick: int) -> p.Frame:
@@ -387,6 +396,7 @@ class RoomCore:
         self.log.append(entry)
         self.next_tick = tick + 1
         self.metrics.ticks += 1
+        counters.totals["ticks"] += 1
         if self._hashes or self._digests:
             self._forget_before(tick + 1 - ROOM_HISTORY)
         return p.Frame(seq=0, room=self.room_id, tick=tick, inputs=inputs)

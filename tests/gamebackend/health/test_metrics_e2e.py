@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 
+from tests.gamebackend.rooms.players import Player, new_id
 from tests.gateway.wsclient import Raw
 from tests.nodes import Node
 
@@ -63,3 +64,32 @@ def test_metrics_are_refused_to_requests_relayed_by_a_proxy(node: Node) -> None:
     status, body = fetch(f"{node.http_url}/metrics", **{"X-Forwarded-For": "203.0.113.9"})
     assert status == 403
     assert "forbidden" in body
+
+
+async def test_metrics_count_rooms_members_ticks_and_tick_jitter(node: Node) -> None:
+    room = new_id("metrics-room")
+    amy = await Player.connect(node, "amy-" + room)
+    joined = await amy.join(room, tick_rate=20)
+    # An input for a tick already closed is late: counted, and shifted to the next tick.
+    await amy.frame(room, joined["tick"] + 2)
+    await amy.send({"type": "input", "room": room, "tick": joined["tick"], "keys": 1})
+
+    async def keep_reading() -> None:
+        # Reading acks the frames, which keeps amy alive past the node's short heartbeat.
+        while True:
+            await amy.recv()
+
+    async with asyncio.TaskGroup() as group:
+        reader = group.create_task(keep_reading())
+        text = await metrics_when(
+            node,
+            lambda t: (
+                (value(t, 'game_room_events_total{event="late_inputs"}') or 0) >= 1
+                and (value(t, "game_room_members") or 0) >= 1
+            ),
+        )
+        reader.cancel()
+    assert (value(text, "game_rooms") or 0) >= 1
+    assert (value(text, 'game_room_events_total{event="ticks"}') or 0) >= 3
+    assert (value(text, "game_room_tick_jitter_seconds_count") or 0) >= 3
+    await amy.raw.close()
