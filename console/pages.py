@@ -15,10 +15,15 @@ from typing import Any, Final
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    JsonResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from gamebackend.flow import services as flow_services
 from gamebackend.flow.enforcement import BREAKER_ACTIONS
@@ -164,10 +169,11 @@ def session_detail(site: admin.AdminSite, request: HttpRequest, player_id: str) 
     )  # fmt: skip
 
 
-@require_POST
 def session_action(
     site: admin.AdminSite, request: HttpRequest, player_id: str, action: str
 ) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     _require_operator(request)
     reason = request.POST.get("reason", "").strip()[:MAX_REASON_CHARS] or "kicked by an operator"
     try:
@@ -290,8 +296,9 @@ def flow(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
     )  # fmt: skip
 
 
-@require_POST
 def breaker_action(site: admin.AdminSite, request: HttpRequest, action: str) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     _require_operator(request)
     if action not in BREAKER_ACTIONS:
         raise Http404("no such breaker action")

@@ -143,6 +143,11 @@ class ConsoleReport:
 
     async def report(self) -> None:
         rt = self._rt
+        if not rt.flow.sync.started:
+            # The rule sync carries the console's commands: run it before any player
+            # connects (a failure is logged by the sync; the next round retries).
+            with contextlib.suppress(Exception):
+                await rt.flow.ready()
         rt.sampler.sample()
         now = time.time()
         if now >= self._next_blocks:
