@@ -61,11 +61,10 @@ def screenshots(tmp_path: Path) -> Path:
 
 def connect(node: Node, player: str) -> Any:
     from websockets.sync.client import connect as ws_connect
+    from websockets.typing import Subprotocol
 
     ws = ws_connect(
-        node.url(player),
-        subprotocols=["game.v1.json"],
-        open_timeout=WS_TIMEOUT_S,  # type: ignore[list-item]
+        node.url(player), subprotocols=[Subprotocol("game.v1.json")], open_timeout=WS_TIMEOUT_S
     )
     welcome = json.loads(ws.recv(timeout=WS_TIMEOUT_S))
     assert welcome["type"] == "welcome"
