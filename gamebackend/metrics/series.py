@@ -127,7 +127,7 @@ class RedisSeries:
 
     def history(self, since: float) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        for node in self._nodes(since):
+        for node in self._nodes(self._clock() - HISTORY_S):
             points = [json.loads(v) for v in self._redis.lrange(f"{_PREFIX}points:{node}", 0, -1)]
             out[node] = [pt for pt in points if pt["t"] >= since]
         return out
