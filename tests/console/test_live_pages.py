@@ -68,6 +68,7 @@ def test_operator_kick_and_block_is_audited_and_announced(
         )
     assert response.status_code == 302
     entry = AuditEntry.objects.get()
+    assert entry.user is not None
     assert (entry.kind, entry.target, entry.user.username) == ("block", "p1", "op")
     assert entry.detail == {"reason": "cheating"}
     block = PlayerBlock.objects.get(player_id="p1")
