@@ -37,6 +37,8 @@ OPERATE_PERMISSION: Final = "audit.operate"
 # How long the session page waits for the node that holds the player to describe it.
 DESCRIBE_WAIT_S: Final = 3.0
 DESCRIBE_POLL_S: Final = 0.1
+# ... and for a player no node lists (offline, or beyond a big node's listed sessions).
+DESCRIBE_UNLISTED_WAIT_S: Final = 1.0
 # Worker reports (breakers) older than this are not shown: that worker is gone.
 WORKER_REPORT_STALE_S: Final = 30.0
 LIMIT_RATE_WINDOW_S: Final = 60.0
@@ -156,7 +158,10 @@ def session_detail(site: admin.AdminSite, request: HttpRequest, player_id: str) 
     player_services.player_describe_request(player_id=player_id, key=key)
     store = _store()
     detail = None
-    deadline = time.monotonic() + DESCRIBE_WAIT_S
+    listed = any(row["player_id"] == player_id for row in _all_sessions())
+    # A player no node lists is most likely offline: do not keep the operator waiting.
+    wait_s = DESCRIBE_WAIT_S if listed else DESCRIBE_UNLISTED_WAIT_S
+    deadline = time.monotonic() + wait_s
     # The holding node answers into the store within a report round; polling with a
     # deadline is waiting for that external effect.
     while detail is None and time.monotonic() < deadline:

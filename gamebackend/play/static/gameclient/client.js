@@ -50,8 +50,9 @@ export const CLOSE_TIMEOUT_MS = 2_000;
 export const STABLE_CONNECTION_S = 5;
 // Our close code when we drop a connection ourselves but keep the session (a skipped seq,
 // a bad welcome). Browsers only let a page close with 1000 or 3000-4999, and 1000 would
-// end the session.
-export const CLOSE_RESUME = 4000;
+// end the session. (Not 4000: from the server that means an operator kicked us, which must
+// not be mistaken for our own drop.)
+export const CLOSE_RESUME = 4001;
 const OPEN = 1; // WebSocket.OPEN
 
 const defaultClock = () => performance.now() / 1000;
