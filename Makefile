@@ -21,7 +21,7 @@ run: $(STAMP)
 cluster: $(STAMP)
 	command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx)
-	$(BIN)/python -m gamebackend.cluster
+	$(BIN)/python -m gamebackend.cluster $(CLUSTER_ARGS)
 
 ## Lint (ruff, import rules), type-check and run the whole test suite (Python and JavaScript).
 test: $(STAMP) lint typecheck jstest pytest

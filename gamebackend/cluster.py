@@ -7,7 +7,10 @@ are simply handed to the nodes. Each node is a ``runnode`` (its server processes
 Celery worker) on its own port and var directory; all share the database, Redis and the
 secrets (from the environment, else generated once into ``GAME_VAR_DIR/cluster``); nginx
 listens on ``GAME_BIND`` (default ``127.0.0.1:8000``) with ``ip_hash`` and the WebSocket
-upgrade headers. Ctrl-C (or SIGTERM) stops nginx and drains every node.
+upgrade headers. Ctrl-C (or SIGTERM) stops nginx and drains every node. ``--tls`` makes
+nginx listen with TLS only, on a self-signed certificate made once under
+``GAME_VAR_DIR/cluster/tls`` or on ``--tls-cert``/``--tls-key``; the nodes then run with
+``DJANGO_SECURE=1`` (secure cookies, HSTS, ``X-Forwarded-Proto`` trusted).
 
 A node that dies is reported and left down (the others serve its players when they
 reconnect through nginx); nginx dying stops the cluster. Each node's process group id
@@ -30,7 +33,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gamebackend import conf
-from gamebackend.management.nginx import find_nginx, write_config
+from gamebackend.management.nginx import Tls, find_nginx, self_signed, write_config
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/gamebackend_cluster"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -77,7 +80,8 @@ class Cluster:
         directory = conf.var_dir() / "cluster"
         directory.mkdir(parents=True, exist_ok=True)
         bind = conf.parse_bind()
-        env = self._cluster_env(directory, bind)
+        tls = _tls(options, directory, bind.host)
+        env = self._cluster_env(directory, bind, tls)
         self.stdout.write("Setting up the database (migrations, operator account)...")
         self._setup(env)
         ports = [bind.port + 1 + i for i in range(count)]
@@ -100,16 +104,20 @@ class Cluster:
                 listen=f"{bind.host}:{bind.port}",
                 upstreams=[f"127.0.0.1:{port}" for port in ports],
                 directory=directory,
+                tls=tls,
             )
             nginx_proc = subprocess.Popen(
                 [nginx, "-c", str(config), "-p", str(directory)], start_new_session=True
             )
+            http, ws = ("https", "wss") if tls is not None else ("http", "ws")
             self.stdout.write(
-                f"Cluster of {count} nodes behind nginx at http://{bind.host}:{bind.port}/ "
-                f"(players: ws://{bind.host}:{bind.port}/ws/game/, console: "
-                f"http://{bind.host}:{bind.port}/console/); nodes on ports "
+                f"Cluster of {count} nodes behind nginx at {http}://{bind.host}:{bind.port}/ "
+                f"(players: {ws}://{bind.host}:{bind.port}/ws/game/, console: "
+                f"{http}://{bind.host}:{bind.port}/console/); nodes on ports "
                 f"{', '.join(map(str, ports))}. Ctrl-C stops everything."
             )
+            if tls is not None:
+                self.stdout.write(f"TLS certificate: {tls.cert}")
             failed = self._supervise(nodes, nginx_proc, stop)
         finally:
             self._stop(nodes, nginx_proc)
@@ -117,7 +125,7 @@ class Cluster:
 
     # -- set-up ----------------------------------------------------------------------------
 
-    def _cluster_env(self, directory: Path, bind: conf.Bind) -> dict[str, str]:
+    def _cluster_env(self, directory: Path, bind: conf.Bind, tls: Tls | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("PORT", "GAME_NODE_ID")}
         env["DJANGO_SETTINGS_MODULE"] = "gamebackend.settings"
         env.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
@@ -128,10 +136,15 @@ class Cluster:
             env.setdefault("DJANGO_SECRET_KEY", generated["django_secret_key"])
             env.setdefault("GAME_JWT_SECRET", generated["jwt_secret"])
         # Browsers come to nginx's address, not the nodes'.
-        env.setdefault(
-            "GAME_ALLOWED_ORIGINS",
-            f"http://{bind.host}:{bind.port},http://localhost:{bind.port}",
-        )
+        scheme = "https" if tls is not None else "http"
+        origins = f"{scheme}://{bind.host}:{bind.port},{scheme}://localhost:{bind.port}"
+        env.setdefault("GAME_ALLOWED_ORIGINS", origins)
+        if tls is not None:
+            # TLS ends at nginx: secure cookies and HSTS, X-Forwarded-Proto trusted; no
+            # redirect, since the nodes' own ports (health checks) stay plain HTTP.
+            env.setdefault("DJANGO_SECURE", "1")
+            env.setdefault("DJANGO_SSL_REDIRECT", "0")
+            env.setdefault("DJANGO_CSRF_TRUSTED_ORIGINS", origins)
         # nginx relays every player: its address is a proxy's, not a client's.
         env.setdefault("GAME_TRUSTED_PROXIES", "127.0.0.1/32")
         return env
@@ -257,6 +270,23 @@ def _ensure_database(url: str) -> None:
         raise CommandError(f"PostgreSQL at {parsed.hostname}:{parsed.port} failed: {exc}") from exc
 
 
+def _tls(options: dict[str, Any], directory: Path, host: str) -> Tls | None:
+    cert, key = options.get("tls_cert"), options.get("tls_key")
+    if (cert is None) != (key is None):
+        raise CommandError("--tls-cert and --tls-key go together")
+    if cert is not None and key is not None:
+        for path in (cert, key):
+            if not Path(path).is_file():
+                raise CommandError(f"{path}: no such file")
+        return Tls(cert=Path(cert).resolve(), key=Path(key).resolve())
+    if not options.get("tls"):
+        return None
+    try:
+        return self_signed(directory, host)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise CommandError(f"making a self-signed certificate with openssl failed: {exc}") from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -267,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", type=int, default=None, help="server processes per node (runnode)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="nginx listens with TLS (a self-signed certificate unless --tls-cert is given)",
+    )
+    parser.add_argument("--tls-cert", help="PEM certificate (chain) for nginx; implies --tls")
+    parser.add_argument("--tls-key", help="its PEM private key")
     options = vars(parser.parse_args(argv))
     try:
         return Cluster().run(**options)

@@ -5,12 +5,16 @@ var directory, so it runs beside a system nginx and needs no root-owned paths): 
 upstream of the nodes with ``ip_hash`` (a client keeps its node while it is up), the
 WebSocket upgrade headers, the client's address in ``X-Forwarded-For``, and failover to
 the next node when one does not answer (``proxy_next_upstream``), which is what brings a
-dead node's players to a live one when they reconnect.
+dead node's players to a live one when they reconnect. With a certificate it listens with
+TLS only (players use ``wss://``, the console ``https://``); TLS ends at nginx, which tells
+the nodes so in ``X-Forwarded-Proto``.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
@@ -20,6 +24,43 @@ UPSTREAM_FAIL_TIMEOUT_S = 10
 # game's own heartbeat finds dead ones).
 WEBSOCKET_READ_TIMEOUT_S = 3600
 WORKER_CONNECTIONS = 16384
+# A generated certificate is for trying TLS on this machine, not for a deployment.
+SELF_SIGNED_DAYS = 30
+OPENSSL_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    cert: Path
+    key: Path
+
+
+def self_signed(directory: Path, host: str) -> Tls:
+    """A self-signed certificate for ``host`` (and localhost) under ``directory/tls``,
+    made once with Debian's ``openssl`` and reused; the key is 0600."""
+    tls_dir = directory / "tls"
+    tls_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tls = Tls(cert=tls_dir / "cert.pem", key=tls_dir / "key.pem")
+    if tls.cert.exists() and tls.key.exists():
+        return tls
+    names = sorted({"DNS:localhost", "IP:127.0.0.1", _san(host)})
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", str(SELF_SIGNED_DAYS), "-subj", f"/CN={host}",
+            "-addext", f"subjectAltName={','.join(names)}",
+            "-keyout", str(tls.key), "-out", str(tls.cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=OPENSSL_TIMEOUT_S,
+    )  # fmt: skip
+    tls.key.chmod(0o600)
+    return tls
+
+
+def _san(host: str) -> str:
+    return f"IP:{host}" if host.replace(".", "").isdigit() or ":" in host else f"DNS:{host}"
 
 
 def find_nginx() -> str | None:
@@ -30,7 +71,17 @@ def find_nginx() -> str | None:
     return None
 
 
-def render_config(*, listen: str, upstreams: list[str], directory: Path) -> str:
+def render_config(
+    *, listen: str, upstreams: list[str], directory: Path, tls: Tls | None = None
+) -> str:
+    listener = f"listen {listen};"
+    if tls is not None:
+        listener = (
+            f"listen {listen} ssl;\n"
+            f"        ssl_certificate {tls.cert};\n"
+            f"        ssl_certificate_key {tls.key};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;"
+        )
     servers = "\n".join(
         f"        server {addr} max_fails=1 fail_timeout={UPSTREAM_FAIL_TIMEOUT_S}s;"
         for addr in upstreams
@@ -65,7 +116,7 @@ http {{
     }}
 
     server {{
-        listen {listen};
+        {listener}
 
         location / {{
             proxy_pass http://game_nodes;
@@ -84,9 +135,11 @@ http {{
 """
 
 
-def write_config(*, listen: str, upstreams: list[str], directory: Path) -> Path:
+def write_config(
+    *, listen: str, upstreams: list[str], directory: Path, tls: Tls | None = None
+) -> Path:
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (directory / "tmp" / sub).mkdir(parents=True, exist_ok=True)
     path = directory / "nginx.conf"
-    path.write_text(render_config(listen=listen, upstreams=upstreams, directory=directory))
+    path.write_text(render_config(listen=listen, upstreams=upstreams, directory=directory, tls=tls))
     return path
