@@ -195,6 +195,20 @@ test("4409 (replaced) is final: no reconnect, queued pushes first, then ClientCl
   await assert.rejects(client.send(proto.stateReq()), ClientClosed);
 });
 
+test("a notice (an operator's message) is a notice event and a message; 4000 (kicked) is final", async (t) => {
+  const { client, server, ws, advance } = await setup(t);
+  const notices = [];
+  client.addEventListener("notice", (event) => notices.push(event.detail));
+  ws.deliver({ type: "notice", seq: 1, text: "maintenance at noon" });
+  assert.deepEqual(await client.recv(), { type: "notice", seq: 1, text: "maintenance at noon" });
+  assert.deepEqual(notices, [{ seq: 1, text: "maintenance at noon" }]);
+  ws.drop(4000);
+  await advance(100);
+  assert.equal(server.sockets.length, 1);
+  assert.equal(client.status, "closed");
+  assert.equal(client.closeCode, 4000);
+});
+
 test("close() ends the session with 1000", async (t) => {
   const { client, ws } = await setup(t);
   await client.close();
