@@ -213,7 +213,9 @@ def rooms(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
     for node, state in sorted(_store().live().items()):
         for room in state.get("room_list", []):
             rows.append({**room, "node": node})
-    return _page(site, request, "console/rooms.html", "Rooms", rows=rows)
+    wanted = request.GET.get("room", "")
+    detail = next((r for r in rows if r.get("room") == wanted), None) if wanted else None
+    return _page(site, request, "console/rooms.html", "Rooms", rows=rows, detail=detail)
 
 
 def _hour_delta(points: list[dict[str, Any]], key: str) -> int:

@@ -64,7 +64,10 @@ def connect(node: Node, player: str) -> Any:
     from websockets.typing import Subprotocol
 
     ws = ws_connect(
-        node.url(player), subprotocols=[Subprotocol("game.v1.json")], open_timeout=WS_TIMEOUT_S
+        node.url(player),
+        subprotocols=[Subprotocol("game.v1.json")],
+        open_timeout=WS_TIMEOUT_S,
+        legacy=True,  # a plain connection object (closed by the test or the node)
     )
     welcome = json.loads(ws.recv(timeout=WS_TIMEOUT_S))
     assert welcome["type"] == "welcome"
@@ -197,10 +200,27 @@ def test_operator_and_viewer_work_the_live_console(console_node: Node, screensho
             page.screenshot(path=str(screenshots / "limits-and-breakers.png"), full_page=True)
             page.locator("input[data-breaker='celery.enqueue'][data-action='reset']").first.click()
 
+            # A room: listed with its tick rate and members; its page shows the members
+            # and the last frames.
+            roomer = connect(node, "console-roomer")
+            roomer.send(json.dumps({"type": "join", "room": "console-room", "id": "j1"}))
+            assert receive_until(roomer, "joined")["room"] == "console-room"
+            page.goto(f"{base}/console/rooms/")
+            for _ in range(10):  # the next report (every 2 s) lists the room
+                if page.locator("#rooms >> text=console-room").count():
+                    break
+                page.wait_for_timeout(1000)
+                page.reload()
+            page.click("#rooms >> text=console-room")
+            expect(page.locator("#room-members")).to_contain_text("console-roomer")
+            expect(page.locator("#room-frames tbody tr")).not_to_have_count(0)
+            page.screenshot(path=str(screenshots / "rooms.png"), full_page=True)
+            roomer.close()
+
             # The other pages render; every action so far is in the audit log.
-            for name, path in (("rooms", "rooms/"), ("actors", "actors/")):
-                page.goto(f"{base}/console/{path}")
-                page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+            page.goto(f"{base}/console/actors/")
+            expect(page.locator("#actors tbody tr")).to_have_count(1)
+            page.screenshot(path=str(screenshots / "actors.png"), full_page=True)
             page.goto(f"{base}/console/audit/auditentry/")
             audit = page.locator("#result_list")
             for action in ("notice", "kick", "kick+block 5 min", "changed", "force_open"):
