@@ -32,6 +32,7 @@ from gamebackend.health.selectors import worker_heartbeats
 from gamebackend.metrics.series import HISTORY_S, series_store
 from gamebackend.players import services as player_services
 from gamebackend.players.selectors import player_get
+from gamebackend.rooms import services as room_services
 
 OPERATE_PERMISSION: Final = "audit.operate"
 # How long the session page waits for the node that holds the player to describe it.
@@ -216,6 +217,16 @@ def rooms(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
     wanted = request.GET.get("room", "")
     detail = next((r for r in rows if r.get("room") == wanted), None) if wanted else None
     return _page(site, request, "console/rooms.html", "Rooms", rows=rows, detail=detail)
+
+
+def room_action(site: admin.AdminSite, request: HttpRequest, room: str) -> HttpResponse:
+    """Close a room (operators): its members leave it and are told why."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    _require_operator(request)
+    room_services.room_close(room_id=room, by=request.user)
+    messages.success(request, f"room {room} closed: its members were made to leave")
+    return redirect(reverse("admin:console_rooms"))
 
 
 def _hour_delta(points: list[dict[str, Any]], key: str) -> int:

@@ -40,6 +40,7 @@ class ConsoleSite(admin.AdminSite):
                 name="console_session_action",
             ),
             path("rooms/", view(pages.rooms), name="console_rooms"),
+            path("rooms/<str:room>/close/", view(pages.room_action), name="console_room_close"),
             path("actors/", view(pages.actors), name="console_actors"),
             path("flow/", view(pages.flow), name="console_flow"),
             path("flow/breaker/<str:action>/", view(pages.breaker_action), name="console_breaker"),

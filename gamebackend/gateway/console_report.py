@@ -32,6 +32,7 @@ import gameproto as p
 from gamebackend import metrics
 from gamebackend.flow import events
 from gamebackend.metrics.series import LIVE_INTERVAL_S, POINT_INTERVAL_S, SeriesStore
+from gamebackend.players.actor import actor_name
 from gamebackend.players.selectors import player_blocks_active
 
 if TYPE_CHECKING:
@@ -265,6 +266,9 @@ class ConsoleReport:
     def command(self, event: dict[str, Any]) -> None:
         """A console command (on the event loop): act if this process holds the player."""
         action = event.get("action")
+        if action == "close_room":
+            self._close_room(str(event.get("room", "")))
+            return
         player_id = str(event.get("player_id", ""))
         if action == "kick" and event.get("block_until"):
             self.blocks.add(player_id, float(event["block_until"]))
@@ -272,6 +276,23 @@ class ConsoleReport:
         if session is None:
             return
         self._rt.spawn(self._act(str(action), session, event), f"console-{action}")
+
+    def _close_room(self, room: str) -> None:
+        """Every member of ``room`` on this process leaves it (through their own actor, as
+        a ``leave`` of theirs would) and hears why."""
+        hub = self._rt.hub
+        for player_id, state in list(hub.player_states.items()):
+            if room not in state.rooms:
+                continue
+            ref = self._rt.system.lookup(actor_name(player_id))
+            session = hub.by_player.get(player_id)
+            if ref is None:
+                continue
+            with contextlib.suppress(Exception):  # a full mailbox: the room idles them out
+                ref.tell(p.Leave(room=room))
+            if session is not None:
+                notice = p.Notice(seq=0, text=f"room {room} was closed by an operator")
+                self._rt.spawn(session.emit(notice), "console-room-notice")
 
     async def _act(self, action: str, session: Session, event: dict[str, Any]) -> None:
         if action == "kick":

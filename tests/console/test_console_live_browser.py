@@ -215,6 +215,10 @@ def test_operator_and_viewer_work_the_live_console(console_node: Node, screensho
             expect(page.locator("#room-members")).to_contain_text("console-roomer")
             expect(page.locator("#room-frames tbody tr")).not_to_have_count(0)
             page.screenshot(path=str(screenshots / "rooms.png"), full_page=True)
+            # Closing it makes its members leave, and tells them why.
+            page.click("#close-room")
+            expect(page.locator(".messagelist")).to_contain_text("console-room closed")
+            assert "closed by an operator" in receive_until(roomer, "notice")["text"]
             roomer.close()
 
             # The other pages render; every action so far is in the audit log.

@@ -45,6 +45,7 @@ def published() -> Any:
         ("/console/sessions/p1/block/", {"reason": "x", "minutes": "5"}),
         ("/console/sessions/p1/notice/", {"text": "hello"}),
         ("/console/flow/breaker/force_open/", {"resource": "db.flush"}),
+        ("/console/rooms/arena/close/", {}),
     ],
 )
 def test_a_viewer_posting_an_action_gets_403(path: str, data: dict[str, str]) -> None:
