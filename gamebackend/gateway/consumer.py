@@ -60,6 +60,7 @@ _tags: dict[type, str] = {}
 MAX_TIMED_REQUESTS = 1024
 # Messages (direction, type, size) a connection keeps for the console's session page.
 RECENT_MESSAGES = 20
+_UNREMEMBERED = frozenset({"ping", "pong", "ack"})
 _messages_in = metrics_sampler.messages_in
 _messages_out = metrics_sampler.messages_out
 _observe_request = REQUEST_SECONDS.observe
@@ -381,6 +382,8 @@ class GameConsumer(AsyncConsumer):
             logger.debug("pong to a closing connection dropped: %r", exc)
 
     def _remember(self, direction: str, tag: str, size: int) -> None:
+        if tag in _UNREMEMBERED:
+            return  # heartbeats and acks: an idle connection never makes its deque
         recent = self.recent
         if recent is None:
             recent = self.recent = deque(maxlen=RECENT_MESSAGES)
