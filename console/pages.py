@@ -30,9 +30,7 @@ from gamebackend.flow.enforcement import BREAKER_ACTIONS
 from gamebackend.flow.selectors import WORKER_PREFIX, node_flow_states
 from gamebackend.health.selectors import worker_heartbeats
 from gamebackend.metrics.series import HISTORY_S, series_store
-from gamebackend.players import services as player_services
-from gamebackend.players.selectors import player_get
-from gamebackend.rooms import services as room_services
+from gamebackend.moderation import services as moderation
 
 OPERATE_PERMISSION: Final = "audit.operate"
 # How long the session page waits for the node that holds the player to describe it.
@@ -156,7 +154,7 @@ def sessions(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
 
 def session_detail(site: admin.AdminSite, request: HttpRequest, player_id: str) -> HttpResponse:
     key = secrets.token_urlsafe(12)
-    player_services.player_describe_request(player_id=player_id, key=key)
+    moderation.player_describe_request(player_id=player_id, key=key)
     store = _store()
     detail = None
     listed = any(row["player_id"] == player_id for row in _all_sessions())
@@ -170,7 +168,7 @@ def session_detail(site: admin.AdminSite, request: HttpRequest, player_id: str) 
         detail = store.answer(key)
     return _page(
         site, request, "console/session_detail.html", f"Player {player_id}",
-        player_id=player_id, detail=detail, stored=player_get(player_id=player_id),
+        player_id=player_id, detail=detail,
         max_reason=MAX_REASON_CHARS,
     )  # fmt: skip
 
@@ -184,19 +182,19 @@ def session_action(
     reason = request.POST.get("reason", "").strip()[:MAX_REASON_CHARS] or "kicked by an operator"
     try:
         if action == "kick":
-            player_services.player_kick(player_id=player_id, reason=reason, by=request.user)
+            moderation.player_kick(player_id=player_id, reason=reason, by=request.user)
             messages.success(request, f"{player_id} kicked: {reason}")
         elif action == "block":
             minutes = int(request.POST.get("minutes", "0"))
             if minutes < 1:
                 raise ValueError("block for at least one minute")
-            player_services.player_kick(
+            moderation.player_kick(
                 player_id=player_id, reason=reason, by=request.user, block_minutes=minutes
             )
             messages.success(request, f"{player_id} kicked and blocked for {minutes} min")
         elif action == "notice":
             text = request.POST.get("text", "").strip()
-            player_services.player_notice(player_id=player_id, text=text, by=request.user)
+            moderation.player_notice(player_id=player_id, text=text, by=request.user)
             messages.success(request, f"message sent to {player_id}")
         else:
             raise Http404("no such action")
@@ -224,7 +222,7 @@ def room_action(site: admin.AdminSite, request: HttpRequest, room: str) -> HttpR
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     _require_operator(request)
-    room_services.room_close(room_id=room, by=request.user)
+    moderation.room_close(room_id=room, by=request.user)
     messages.success(request, f"room {room} closed: its members were made to leave")
     return redirect(reverse("admin:console_rooms"))
 

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "axes",
     "gamebackend",
     "gamebackend.audit",
+    "gamebackend.moderation",
     "gamebackend.health",
     "gamebackend.players",
     "gamebackend.accounts",

@@ -15,7 +15,7 @@ OPERATOR_MODELS = ("ratelimitrule", "breakerrule")
 OPERATOR_PERMISSIONS = (
     ("accounts", "change_account"), ("accounts", "delete_loginlockout"), ("audit", "operate"),
 )  # fmt: skip
-VIEWABLE_APPS = ("flow", "players", "health", "accounts", "rooms", "audit")
+VIEWABLE_APPS = ("flow", "players", "health", "accounts", "rooms", "audit", "moderation")
 
 
 def ensure_console_groups(**kwargs: Any) -> None:

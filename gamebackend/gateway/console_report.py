@@ -32,8 +32,8 @@ import gameproto as p
 from gamebackend import metrics
 from gamebackend.flow import events
 from gamebackend.metrics.series import LIVE_INTERVAL_S, POINT_INTERVAL_S, SeriesStore
+from gamebackend.moderation.selectors import player_blocks_active
 from gamebackend.players.actor import actor_name
-from gamebackend.players.selectors import player_blocks_active
 
 if TYPE_CHECKING:
     from gamebackend.gateway.runtime import Runtime

@@ -8,8 +8,6 @@ from django.db.models import Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from gamebackend.audit.services import audit_record
-from gamebackend.flow.events import publish
 from gamebackend.rooms.models import Battle, ReplayChunk
 
 
@@ -71,12 +69,3 @@ def replay_chunks_save(*, chunks: Iterable[Mapping[str, Any]]) -> int:
                 **({"ended_at": now} if ended else {}),
             )
     return written
-
-
-def room_close(*, room_id: str, by: Any) -> None:
-    """An operator closes a room (audited): every member leaves it, as if they had sent
-    ``leave``, and gets a ``notice``; the emptied room then ends like any idle room."""
-    event = {"kind": "console", "action": "close_room", "room": room_id}
-    with transaction.atomic():
-        audit_record(user=by, kind="room", target=room_id, action="close")
-        transaction.on_commit(lambda: publish(event))

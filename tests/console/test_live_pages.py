@@ -16,7 +16,7 @@ from gamebackend.flow import events
 from gamebackend.flow.apps import OPERATORS_GROUP, STAFF_VIEWERS_GROUP
 from gamebackend.health.models import WorkerHeartbeat
 from gamebackend.metrics import series
-from gamebackend.players.models import PlayerBlock
+from gamebackend.moderation.models import PlayerBlock
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "long-Enough-pass-4711"

@@ -1,12 +1,10 @@
-"""Reads of player data that are not the live record (the actor holds that)."""
-
 from __future__ import annotations
 
 from datetime import datetime
 
 from django.utils import timezone
 
-from gamebackend.players.models import Player, PlayerBlock
+from gamebackend.moderation.models import PlayerBlock
 
 
 def player_blocks_active() -> dict[str, datetime]:
@@ -18,8 +16,3 @@ def player_blocks_active() -> dict[str, datetime]:
         if player_id not in blocks or until > blocks[player_id]:
             blocks[player_id] = until
     return blocks
-
-
-def player_get(*, player_id: str) -> Player | None:
-    """The player's stored row (None when it never connected)."""
-    return Player.objects.filter(player_id=player_id).first()
