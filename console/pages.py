@@ -62,7 +62,9 @@ def _store() -> Any:
     return series_store(settings.REDIS_URL)
 
 
-def _page(site: admin.AdminSite, request: HttpRequest, template: str, title: str, **extra: Any):
+def _page(
+    site: admin.AdminSite, request: HttpRequest, template: str, title: str, **extra: Any
+) -> HttpResponse:
     context = {**site.each_context(request), "title": title, **extra}
     return render(request, template, context)
 
@@ -257,7 +259,9 @@ def actors(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
 # -- rate limits and breakers ---------------------------------------------------------------
 
 
-def _limit_rates(node: str, state: dict[str, Any], points: list[dict[str, Any]]):
+def _limit_rates(
+    node: str, state: dict[str, Any], points: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Per rule: allowed and rejected per second over the last minute on ``node``."""
     now = float(state.get("t") or time.time())
     old = [p for p in points if p.get("limits") and p["t"] >= now - LIMIT_RATE_WINDOW_S]

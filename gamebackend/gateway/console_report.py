@@ -96,7 +96,9 @@ def _buckets(metric: Any) -> list[tuple[float, float]]:
     ]
 
 
-def _quantile_ms(before: list[tuple[float, float]], after: list[tuple[float, float]], q: float):
+def _quantile_ms(
+    before: list[tuple[float, float]], after: list[tuple[float, float]], q: float
+) -> float | None:
     """The ``q`` quantile (ms, a bucket's upper bound) of the observations between two reads."""
     prior = dict(before)
     deltas = [(le, count - prior.get(le, 0.0)) for le, count in after]

@@ -232,10 +232,15 @@ def test_operator_and_viewer_work_the_live_console(console_node: Node, screensho
             page.screenshot(path=str(screenshots / "audit-log.png"), full_page=True)
             page.goto(f"{base}/console/flow/ratelimitrule/")
             page.screenshot(path=str(screenshots / "rate-limit-rules.png"), full_page=True)
-            # Every column of the rule list fits at 1280 px.
-            assert page.evaluate(
-                "document.querySelector('#result_list').getBoundingClientRect().right <= 1280"
-            )
+            # Every column of the rule lists and of the rule changes fits at 1280 px.
+            fits = "document.querySelector('#result_list').getBoundingClientRect().right <= 1280"
+            assert page.evaluate(fits)
+            page.goto(f"{base}/console/flow/breakerrule/")
+            assert page.evaluate(fits)
+            page.goto(f"{base}/console/flow/rulechange/")
+            expect(page.locator("#result_list")).to_contain_text("0.0001")  # the new value
+            assert page.evaluate(fits)
+            page.screenshot(path=str(screenshots / "rule-changes.png"), full_page=True)
 
             # A viewer: no action buttons anywhere, and a posted action is refused with 403.
             viewer = browser.new_context(viewport={"width": 1280, "height": 900})
