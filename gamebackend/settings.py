@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "gamebackend.rooms",
     "gamebackend.gateway",
     "gamebackend.flow",
+    "gamebackend.snapshots",
+    "gamebackend.events",
     "gamebackend.play",
     "console",
 ]
@@ -184,6 +186,8 @@ else:
 # --- Celery -------------------------------------------------------------------------------
 
 CELERY_BROKER_DIR = GAME_VAR_DIR / "broker"
+# How often the single-machine worker looks for new messages in the broker folder.
+FILESYSTEM_POLL_S = 0.005
 CELERY_RESULTS_DIR = GAME_VAR_DIR / "results"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -197,7 +201,12 @@ else:
     # transports declare a default hostname ("localhost") and warn "No hostname was
     # supplied. Reverting to default" each time a connection without one is copied (the
     # worker's consumer, every producer pool): naming it keeps the log clean.
-    CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's filesystem transport with atomic message writes (gamebackend/fsbroker.py),
+    # registered under its own URL scheme in every process that reads these settings.
+    from kombu.transport import TRANSPORT_ALIASES
+
+    TRANSPORT_ALIASES.setdefault("gamefs", "gamebackend.fsbroker:Transport")
+    CELERY_BROKER_URL = "gamefs://localhost/"
     CELERY_RESULT_BACKEND = f"file://{CELERY_RESULTS_DIR}"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder both ways: producers and the worker share it on this machine.
@@ -207,6 +216,10 @@ else:
         "store_processed": False,
         # Broadcast (remote control) files too, or kombu writes them into the CWD.
         "control_folder": str(CELERY_BROKER_DIR / "control"),
+        # kombu polls the folder every second by default: a flush batch would wait up to
+        # a second before the worker sees it (docs/DURABILITY.md; the lag is measured in
+        # BENCHMARKS.md). A directory listing every FILESYSTEM_POLL_S costs little.
+        "polling_interval": FILESYSTEM_POLL_S,
     }
 # JSON only: pickle from a broker is remote code execution.
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -222,6 +235,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 GAME_CELERY_CONCURRENCY = conf.env_int("GAME_CELERY_CONCURRENCY", 4, minimum=1)
+# Periodic tasks (retention): runnode's supervisor enqueues them (management/periodic.py)
+# in both profiles; they are idempotent, so two nodes sending one twice is harmless.
+GAME_RETENTION_EVERY_S = conf.env_float("GAME_RETENTION_EVERY_S", 3600.0, minimum=1.0)
 
 # --- Game runtime -------------------------------------------------------------------------
 
@@ -269,6 +285,27 @@ GAME_MAX_CONSOLE_BODY_BYTES = conf.env_int(
     "GAME_MAX_CONSOLE_BODY_BYTES", 1024 * 1024, minimum=16 * 1024
 )
 GAME_MAX_BODY_BYTES = conf.env_int("GAME_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+
+# --- Durable state (docs/DURABILITY.md) ----------------------------------------------------
+
+# A flush batch leaves when this many entities are dirty, or GAME_FLUSH_MS after the first.
+GAME_FLUSH_BATCH = conf.env_int("GAME_FLUSH_BATCH", 64, minimum=1)
+GAME_FLUSH_MS = conf.env_float("GAME_FLUSH_MS", 10.0, minimum=0.0)
+# Entities the node holds unflushed (coalesced, newest version each) plus in flight before
+# it refuses new players with close 1013.
+GAME_FLUSH_BUFFER_MAX = conf.env_int("GAME_FLUSH_BUFFER_MAX", 100_000, minimum=1)
+# A sent batch whose rows are not committed after this long is sent again (from the journal).
+GAME_FLUSH_REDELIVER_S = conf.env_float("GAME_FLUSH_REDELIVER_S", 5.0, minimum=0.1)
+# A batch failing this many times in the worker goes to the dead-letter table.
+GAME_FLUSH_MAX_RETRIES = conf.env_int("GAME_FLUSH_MAX_RETRIES", 5, minimum=0)
+# Periodic snapshots of online entities, and what the beat task keeps.
+GAME_SNAPSHOT_EVERY_S = conf.env_float("GAME_SNAPSHOT_EVERY_S", 60.0, minimum=0.1)
+GAME_SNAPSHOT_KEEP = conf.env_int("GAME_SNAPSHOT_KEEP", 20, minimum=1)
+GAME_SNAPSHOT_DAILY_DAYS = conf.env_int("GAME_SNAPSHOT_DAILY_DAYS", 7, minimum=0)
+# The in-process event bus: worker tasks and queue bound; the event log's retention.
+GAME_EVENT_WORKERS = conf.env_int("GAME_EVENT_WORKERS", 8, minimum=1)
+GAME_EVENT_QUEUE_MAX = conf.env_int("GAME_EVENT_QUEUE_MAX", 10_000, minimum=1)
+GAME_EVENT_LOG_DAYS = conf.env_int("GAME_EVENT_LOG_DAYS", 14, minimum=1)
 
 # --- Rooms (docs/ROOMS.md) -------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ class CloseCode(enum.IntEnum):
     GOING_AWAY = 1001  # server shutting down; resumable
     TOO_BIG = 1009  # frame over GAME_MAX_MESSAGE_BYTES
     INTERNAL_ERROR = 1011  # the server could not set the session up; retry
+    TRY_AGAIN_LATER = 1013  # the node's flush backlog is over its bound; retry with backoff
     KICKED = 4000  # an operator ended the session; the reason is theirs; not resumable
     BAD_MESSAGES = 4400  # too many bad_message/invalid/unknown_type errors
     HEARTBEAT_TIMEOUT = 4408  # pings unanswered; resumable

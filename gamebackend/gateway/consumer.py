@@ -220,6 +220,13 @@ class GameConsumer(AsyncConsumer):
             return await self.close_with(
                 p.CloseCode.RATE_LIMITED, f"retry_after_ms={decision.retry_after_ms}"
             )
+        if runtime.flusher.over_bound:
+            # The database is behind: admitting more players would grow a backlog that is
+            # already at its bound (docs/DURABILITY.md). Accept, then close 1013.
+            await self.base_send({"type": "websocket.accept"})
+            return await self.close_with(
+                p.CloseCode.TRY_AGAIN_LATER, f"flush backlog over {runtime.flusher.max_entities}"
+            )
         origin = _origin(self.scope)
         if origin is not None and origin not in settings.GAME_ALLOWED_ORIGINS:
             return await self._refuse(p.REFUSED_ORIGIN, "this Origin may not connect")

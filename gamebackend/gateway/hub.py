@@ -86,6 +86,8 @@ class Hub:
         load_record: Callable[[str], Awaitable[PlayerRecord]],
         presence_layer: Any = None,
         directory: PlayerDirectory | None = None,
+        on_stopped: Callable[[PlayerRecord], None] | None = None,
+        on_started: Callable[[PlayerRecord], None] | None = None,
     ) -> None:
         self.system = system
         self.heartbeat = heartbeat
@@ -95,6 +97,9 @@ class Hub:
         self._load_record = load_record
         self._presence_layer = presence_layer
         self.directory = directory
+        # Told each stopped player's last version (the node's logout snapshots).
+        self._on_stopped = on_stopped
+        self._on_started = on_started  # told each player actor's first version
         # Room messages go here (set by the runtime; see gateway/rooms.py).
         self.rooms: RoomGateway | None = None
         self.sessions: dict[str, Session] = {}
@@ -191,6 +196,8 @@ class Hub:
             PlayerActor, state, self, name=name, supervisor=PLAYER_SUPERVISOR
         )
         self.player_states[player_id] = state
+        if self._on_started is not None:
+            self._on_started(record)
         return ref
 
     async def _take_over(self, player_id: str, node: str) -> PlayerRecord | None:
@@ -303,6 +310,8 @@ class Hub:
         """A player's actor ran on_stop: keep its last state, announce ``player.offline``."""
         player_id = record.player_id
         self.player_states.pop(player_id, None)
+        if self._on_stopped is not None:
+            self._on_stopped(record)
         recent = self._recent
         recent[player_id] = record
         recent.move_to_end(player_id)

@@ -18,7 +18,7 @@ from typing import Any
 from actors import ActorSystem
 from gamebackend import metrics
 from gamebackend.flow.enforcement import FlowEnforcement
-from gamebackend.players.flush import StateFlusher
+from gamebackend.players.flush import FlushBuffer
 from gamebackend.rooms import counters as room_counters
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class MetricsSampler:
         *,
         system: ActorSystem,
         enforcement: FlowEnforcement,
-        flusher: StateFlusher,
+        flusher: FlushBuffer,
         connections: Callable[[], int],
         sessions: Callable[[], int],
         room_stats: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -19,6 +21,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from actors import ActorSystem
+from gamebackend.events.bus import ALL, DomainEvent, EventBus
+from gamebackend.events.forwarder import EventForwarder
 from gamebackend.flow.admission import flow_reset, node_flow
 from gamebackend.gateway.console_report import ConsoleReport
 from gamebackend.gateway.directory import PlayerDirectory
@@ -27,9 +31,11 @@ from gamebackend.gateway.hub import Hub
 from gamebackend.gateway.metrics_sampler import MetricsSampler
 from gamebackend.gateway.replay import DurableReplayStore, RedisReplayStore
 from gamebackend.gateway.rooms import RoomGateway
+from gamebackend.gateway.snapshotter import Snapshotter
 from gamebackend.gateway.tickets import ReplayStore
 from gamebackend.metrics.series import series_store
-from gamebackend.players.flush import StateFlusher
+from gamebackend.players.flush import FlushBuffer, register_node_buffer
+from gamebackend.players.journal import FlushJournal
 from gamebackend.players.services import player_record_load
 from gamebackend.players.state import PlayerRecord
 from gamebackend.rooms.directory import RoomDirectory
@@ -40,6 +46,12 @@ logger = logging.getLogger(__name__)
 
 # The single-machine profile's journal of used ticket ids, under GAME_VAR_DIR.
 TICKET_JOURNAL_FILE = "tickets.sqlite3"
+# The flush journal of one server process (docs/DURABILITY.md), under GAME_VAR_DIR.
+FLUSH_JOURNAL_DIR = "flush"
+# The shutdown drain waits this long at most for the worker to commit the last batches
+# (and at least FLUSH_DRAIN_MIN_S); what is left stays journaled for the next start.
+FLUSH_DRAIN_MAX_S = 3.0
+FLUSH_DRAIN_MIN_S = 0.5
 
 
 class Runtime:
@@ -54,10 +66,28 @@ class Runtime:
         self.heartbeat = HeartbeatWheel(settings.GAME_HEARTBEAT_S, settings.GAME_HEARTBEAT_MISSES)
         self.flow = node_flow()
         # Enqueueing goes through the celery.enqueue breaker: a dead broker fails fast and
-        # the flusher keeps the states until it is back.
+        # the buffer keeps the versions until it is back.
         breakers = self.flow.enforcement.breakers
-        self.flusher = StateFlusher(guard=breakers.breaker("celery.enqueue").call)
+        self.flusher = FlushBuffer(
+            journal=FlushJournal(flush_journal_path()),
+            guard=breakers.breaker("celery.enqueue").call,
+            batch=settings.GAME_FLUSH_BATCH,
+            window_s=settings.GAME_FLUSH_MS / 1000.0,
+            max_entities=settings.GAME_FLUSH_BUFFER_MAX,
+            redeliver_s=settings.GAME_FLUSH_REDELIVER_S,
+        )
+        # Domain events: the in-process bus, and its durable handler (the event log).
+        self.events = EventBus(
+            workers=settings.GAME_EVENT_WORKERS, queue_max=settings.GAME_EVENT_QUEUE_MAX
+        )
+        self.event_forwarder = EventForwarder(guard=breakers.breaker("celery.enqueue").call)
+        self.events.subscribe(ALL, self.event_forwarder)
+        self.snapshotter = Snapshotter(
+            every_s=settings.GAME_SNAPSHOT_EVERY_S, guard=breakers.breaker("celery.enqueue").call
+        )
         self.replay_flusher = ReplayFlusher(guard=breakers.breaker("celery.enqueue").call)
+        # The serving loop (set by start): threads reach live actors through it.
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.replay_store: ReplayStore
         directory: PlayerDirectory | None = None
         room_directory: RoomDirectory | None = None
@@ -78,12 +108,14 @@ class Runtime:
         self.hub = Hub(
             system=self.system,
             heartbeat=self.heartbeat,
-            persist=self.flusher.add,
+            persist=self._persist,
             outbox_max=settings.GAME_OUTBOX_MAX,
             resume_grace_s=settings.GAME_RESUME_GRACE_S,
-            load_record=_load_record,
+            load_record=self._load_record,
             presence_layer=get_channel_layer(),
             directory=directory,
+            on_stopped=self._player_stopped,
+            on_started=self._player_started,
         )
         self.rooms = RoomGateway(
             system=self.system,
@@ -111,10 +143,34 @@ class Runtime:
         self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._sampler_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._events_task: asyncio.Task[None] | None = None
         self._rooms_task: asyncio.Task[None] | None = None
         self._closed = False
 
+    def _persist(self, record: PlayerRecord) -> None:
+        # PlayerHost.persist: every new version to the flush buffer; the snapshotter
+        # keeps a reference for the next periodic snapshot (both O(1) dict stores).
+        self.flusher.add(record)
+        self.snapshotter.changed(record)
+
+    def publish(self, event_type: str, **data: object) -> bool:
+        """Publish a domain event on this node's bus (never blocks; False if dropped)."""
+        return self.events.publish(
+            DomainEvent(type=event_type, data=dict(data), node=settings.GAME_NODE_ID)
+        )
+
+    def _player_started(self, record: PlayerRecord) -> None:
+        self.publish("player.online", player_id=record.player_id, lsn=record.lsn)
+
+    def _player_stopped(self, record: PlayerRecord) -> None:
+        self.snapshotter.stopped(record)
+        self.publish("player.offline", player_id=record.player_id, lsn=record.lsn)
+
     def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.events.start()
+        register_node_buffer(self.flusher)
         self.flusher.start()
         if isinstance(self.replay_store, DurableReplayStore):
             self.replay_store.start()
@@ -132,6 +188,12 @@ class Runtime:
         self._sampler_task = loop.create_task(  # owned by Runtime
             self.report.run(), name="gateway-console-report", context=contextvars.Context()
         )
+        self._snapshot_task = loop.create_task(  # owned by Runtime
+            self.snapshotter.run(), name="snapshots", context=contextvars.Context()
+        )
+        self._events_task = loop.create_task(  # owned by Runtime
+            self.event_forwarder.run(), name="event-log", context=contextvars.Context()
+        )
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         """A short task of the runtime's (e.g. a console command); cancelled at shutdown."""
@@ -145,16 +207,31 @@ class Runtime:
         if self._closed:
             return
         self._closed = True
+        deadline = time.monotonic() + timeout
+        self.snapshotter.closing = True  # the players stopped now get `shutdown` snapshots
         await self.hub.shutdown(timeout)
         await self.rooms.close()
-        await self.flusher.close()
+        # Drain: what the actors handed over is sent and, within what is left of the
+        # deadline, committed; the rest stays journaled for the next start.
+        left = min(FLUSH_DRAIN_MAX_S, deadline - time.monotonic())
+        await self.flusher.close(max(FLUSH_DRAIN_MIN_S, left))
+        register_node_buffer(None)
+        await self.snapshotter.send_queued()
+        await self.events.close()
+        await self.event_forwarder.flush()
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for name in ("_heartbeat_task", "_rooms_task", "_sampler_task"):
+        for name in (
+            "_heartbeat_task",
+            "_rooms_task",
+            "_sampler_task",
+            "_snapshot_task",
+            "_events_task",
+        ):
             task = getattr(self, name)
             setattr(self, name, None)
             if task is not None:
@@ -162,9 +239,18 @@ class Runtime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    async def _load_record(self, player_id: str) -> PlayerRecord:
+        """The stored record, unless this node holds a newer unconfirmed version (e.g. a
+        batch journaled before a restart that the worker has not committed yet)."""
+        stored = await player_record_load(player_id=player_id)
+        held = await self.flusher.newest(player_id)
+        return held if held is not None and held.lsn > stored.lsn else stored
 
-async def _load_record(player_id: str) -> PlayerRecord:
-    return await player_record_load(player_id=player_id)
+
+def flush_journal_path() -> Path:
+    """One journal per server process: processes of a node never share one."""
+    name = f"{settings.GAME_NODE_ID}.sqlite3".replace("/", "_")
+    return settings.GAME_VAR_DIR / FLUSH_JOURNAL_DIR / name
 
 
 async def _load_battle(battle_id: str) -> RestoredBattle | None:

@@ -29,6 +29,7 @@ from gamebackend.flow.admission import flow_ready
 from gamebackend.health.selectors import worker_heartbeat_age_s
 from gamebackend.health.supervision import RUNNING, WorkerState, read_worker_state
 from gamebackend.health.tasks import PING_TASK_NAME
+from gamebackend.players.flush import node_buffer
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ WORKER_PING_WAIT_S = 2.5
 # /readyz keeps finding a fresh answer without waiting.
 WORKER_PING_REFRESH_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 2
+# A flush version unconfirmed for this long means the broker, worker or database is behind.
+FLUSH_BEHIND_S = 1.0
 
 OK = "ok"
 DEGRADED = "degraded"
@@ -162,12 +165,32 @@ async def check_flow_rules() -> str:
     return f"rule sync failing ({status.failures} passes; keeping v{version}): {status.error}"
 
 
+async def check_flush() -> str:
+    """The flush buffer keeps up: ``degraded`` with the backlog while the broker or the
+    database is behind (a second of unconfirmed work), over the bound it refuses players."""
+    buffer = node_buffer()
+    if buffer is None:
+        return OK
+    backlog = len(buffer)
+    oldest = buffer.oldest_pending_at
+    behind_s = 0.0 if oldest is None else time.monotonic() - oldest
+    if buffer.over_bound:
+        return (
+            f"{DEGRADED_PREFIX}flush backlog {backlog} entities is over GAME_FLUSH_BUFFER_MAX "
+            f"({buffer.max_entities}); new players are refused (1013)"
+        )
+    if behind_s > FLUSH_BEHIND_S:
+        return f"{DEGRADED_PREFIX}flush backlog {backlog} entities, oldest {behind_s:.1f}s"
+    return OK
+
+
 CHECKS: dict[str, Callable[[], Awaitable[str]]] = {
     "database": check_database,
     "channel_layer": check_channel_layer,
     "broker": check_broker,
     "worker": check_worker,
     "flow_rules": check_flow_rules,
+    "flush": check_flush,
 }
 
 

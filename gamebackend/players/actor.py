@@ -1,8 +1,9 @@
 """PlayerActor: the live copy of one player's state; every change is a message to it.
 
-Handlers do memory work only: they make a new state version, emit messages to the
-player's session (a buffered, non-blocking socket write) and hand the version to the
-host's batched flush path. The host (``ports.PlayerHost``) is injected by the gateway.
+Handlers do memory work only: they make a new state version (copy-on-write, the LSN one
+higher), emit messages to the player's session (a buffered, non-blocking socket write) and
+hand the version to the host's batched flush buffer at once (a dict store; the buffer
+coalesces and batches). The host (``ports.PlayerHost``) is injected by the gateway.
 
 Room messages pass through here on their way to the room (docs/ARCHITECTURE.md): the actor
 keeps the rooms the player joined, answers messages for other rooms ``invalid`` itself,
@@ -25,9 +26,6 @@ from gamebackend.players.state import PlayerRecord
 
 logger = logging.getLogger(__name__)
 
-# A changed state is handed to the flush path at most this long after the change, so a
-# crashed node loses at most this much of a player's progress.
-SNAPSHOT_DELAY_S = 5.0
 # Rooms one player may be in at once (a lobby and a battle or two; every room ticks, so
 # one player must not be able to keep many alive).
 MAX_ROOMS_PER_PLAYER = 8
@@ -55,11 +53,10 @@ def actor_name(player_id: str) -> str:
 class PlayerState:
     """Shared by an actor and its restarted successors (same object): a restart keeps it."""
 
-    __slots__ = ("dirty", "record", "rooms", "session")
+    __slots__ = ("record", "rooms", "session")
 
     def __init__(self, record: PlayerRecord) -> None:
         self.record = record
-        self.dirty = False
         self.session: PlayerSession | None = None
         # Rooms the player joined (or asked to join), in join order.
         self.rooms: dict[str, None] = {}
@@ -91,12 +88,22 @@ class End:
     """The player has no session left: persist and stop."""
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotDue:
-    pass
+@register_message(name="game.players.Restore")
+class Restore(msgspec.Struct, frozen=True):
+    """Put a snapshot's state into the live actor (snapshots/services.snapshot_restore).
+
+    The actor makes it its next version (LSN above both its own and ``floor``), flushes
+    it and pushes the new state to the client; the reply is the version it now holds.
+    """
+
+    record: PlayerRecord
+    floor: int = 0
 
 
-_SNAPSHOT_DUE = SnapshotDue()
+@register_message(name="game.players.Current")
+class Current(msgspec.Struct, frozen=True):
+    """Asks for the current version (O(1): a reference, for a snapshot); may come from
+    another process (gateway/live.py)."""
 
 
 @register_message(name="game.players.Handoff")
@@ -111,7 +118,6 @@ class PlayerActor(Actor):
         self.state = state
         self.host = host
         self._grace: Timer | None = None
-        self._snapshot: Timer | None = None
 
     async def on_receive(self, msg: Any) -> Any:
         state = self.state
@@ -120,7 +126,7 @@ class PlayerActor(Actor):
             record = state.record
             if msg.x != record.x or msg.y != record.y:
                 state.record = record.moved(msg.x, msg.y)
-                self._changed()
+                self.host.persist(state.record)
             await self._emit_state(msg.id)
         elif kind in _ROOM_TYPES:
             await self._room_message(msg)
@@ -143,9 +149,13 @@ class PlayerActor(Actor):
             self.stop()
         elif kind is Handoff:
             return self._hand_off(msg)
-        elif kind is SnapshotDue:
-            self._snapshot = None
-            self._flush()
+        elif kind is Current:
+            return state.record
+        elif kind is Restore:
+            state.record = state.record.restored(msg.record, floor=msg.floor)
+            self.host.persist(state.record)
+            await self._emit_state(None)
+            return state.record
         else:
             raise TypeError(f"PlayerActor does not handle {kind.__name__}")
         return None
@@ -170,8 +180,8 @@ class PlayerActor(Actor):
     async def on_stop(self) -> None:
         self._cancel_grace()
         await self._leave_rooms()
-        self.state.dirty = True
-        self._flush()
+        # Again (the buffer drops it if already held): the last version must be flushed.
+        self.host.persist(self.state.record)
         await self.host.stopped(self.state.record)  # last: see Hub.stopped
 
     def _hand_off(self, msg: Handoff) -> PlayerRecord:
@@ -229,18 +239,8 @@ class PlayerActor(Actor):
             return
         r = self.state.record
         await session.emit(
-            p.State(seq=0, player_id=r.player_id, x=r.x, y=r.y, rev=r.rev, re=request_id)
+            p.State(seq=0, player_id=r.player_id, x=r.x, y=r.y, rev=r.lsn, re=request_id)
         )
-
-    def _changed(self) -> None:
-        self.state.dirty = True
-        if self._snapshot is None:
-            self._snapshot = self.schedule_once(SNAPSHOT_DELAY_S, _SNAPSHOT_DUE)
-
-    def _flush(self) -> None:
-        if self.state.dirty:
-            self.state.dirty = False
-            self.host.persist(self.state.record)
 
     def _cancel_grace(self) -> None:
         if self._grace is not None:

@@ -7,7 +7,7 @@ import logging
 
 from django.conf import settings
 
-from gamebackend.gateway.runtime import runtime_shutdown
+from gamebackend.gateway.runtime import get_runtime, runtime_shutdown
 
 logger = logging.getLogger("gamebackend.server")
 
@@ -29,3 +29,13 @@ async def drain_gateway() -> None:
         logger.error("gateway shutdown did not finish within %.1fs; exiting", limit)
     except Exception:
         logger.exception("gateway shutdown failed")
+
+
+def start_gateway() -> None:
+    """Start the gateway runtime as the server starts (not on the first connection), so
+    the flush journal's batches left by a previous run are sent again at once."""
+    try:
+        get_runtime()
+    except Exception:
+        # The first connection tries again; the server must come up regardless.
+        logger.exception("starting the gateway runtime failed")

@@ -22,6 +22,7 @@ extra: websockets sends any valid code with its reason and closes with 1009 past
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import os
@@ -36,10 +37,9 @@ from websockets.frames import Frame, Opcode
 from websockets.server import ServerProtocol
 
 from gamebackend.gateway.asgi_ext import DEFER_PINGS_KEY, PING_EVENT, PING_EXTENSION, PONG_EVENT
-from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.tickets import redact_ticket
 from gamebackend.server.guard import ConnectionGuard, trusted_networks
-from gamebackend.server.lifecycle import SHUTDOWN_SLACK_S, drain_gateway
+from gamebackend.server.lifecycle import SHUTDOWN_SLACK_S, drain_gateway, start_gateway
 
 logger = logging.getLogger("gamebackend.server")
 
@@ -226,9 +226,8 @@ class GameServer(Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        # The gateway's runtime starts with the server rather than with the first player,
-        # so the console sees this node (its report) from the start.
-        get_runtime()
+        # A fresh context: the runtime's tasks live as long as the process.
+        contextvars.Context().run(start_gateway)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:

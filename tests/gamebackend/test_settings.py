@@ -57,7 +57,7 @@ def test_single_machine_profile_needs_nothing(tmp_path: Path) -> None:
     assert got["engine"] == "django.db.backends.sqlite3"
     assert got["journal"] == "wal"
     assert got["layer"] == "channels.layers.InMemoryChannelLayer"
-    assert got["broker"] == "filesystem://localhost/"
+    assert got["broker"] == "gamefs://localhost/"
     assert got["accept"] == ["json"]
     assert got["serializer"] == "json"
     assert got["node"] == "game@127.0.0.1:8000"

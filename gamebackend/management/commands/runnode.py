@@ -43,6 +43,7 @@ from gamebackend.health.supervision import (
     state_file_for,
     write_worker_state,
 )
+from gamebackend.management.periodic import PeriodicTasks, periodic_schedule
 
 logger = logging.getLogger("gamebackend.runnode")
 
@@ -219,6 +220,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         worker = WorkerSupervisor(worker_cmd, env, state_path)
+        # The node's beat: enqueues the periodic tasks (retention) from this process.
+        beat = PeriodicTasks(periodic_schedule())
         worker.start()
         webs: dict[str, subprocess.Popen[bytes]] = {}
         for index in range(processes):
@@ -247,6 +250,7 @@ class Command(BaseCommand):
                     )
                     break
                 worker.check()
+                beat.tick()
             worker.stop_signal()
             self._stop_children({**webs, "worker": worker.proc})
         finally:

@@ -27,6 +27,7 @@ ALL_OK = {
     "broker": "ok",
     "worker": "ok",
     "flow_rules": "ok",
+    "flush": "ok",
 }
 
 
@@ -245,3 +246,27 @@ async def test_a_restarted_worker_counts_only_once_it_answers(tmp_path: Path) ->
         response = await AsyncClient().get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"]["worker"].startswith("degraded: restarted, not answering yet")
+
+
+async def test_readyz_is_degraded_with_the_flush_backlog(tmp_path: Path) -> None:
+    from gamebackend.players.flush import FlushBuffer, register_node_buffer
+    from gamebackend.players.state import PlayerRecord
+
+    await fresh_heartbeat()
+    buffer = FlushBuffer(journal=None, max_entities=3)  # never started: nothing leaves
+    register_node_buffer(buffer)
+    try:
+        buffer.add(PlayerRecord("a", 1.0, 1.0, 1))
+        buffer._first_dirty_at = time.monotonic() - 5  # held for 5 s already
+        body = (await AsyncClient().get("/readyz")).json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["flush"].startswith("degraded: flush backlog 1 entities, oldest 5.")
+        for pid in ("b", "c"):
+            buffer.add(PlayerRecord(pid, 1.0, 1.0, 1))
+        body = (await AsyncClient().get("/readyz")).json()
+        assert body["checks"]["flush"] == (
+            "degraded: flush backlog 3 entities is over GAME_FLUSH_BUFFER_MAX (3); "
+            "new players are refused (1013)"
+        )
+    finally:
+        register_node_buffer(None)

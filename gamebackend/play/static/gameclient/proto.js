@@ -17,6 +17,7 @@ export const CloseCode = Object.freeze({
   GOING_AWAY: 1001, // server shutting down; resumable
   TOO_BIG: 1009,
   INTERNAL_ERROR: 1011, // the server could not set the session up; retry
+  TRY_AGAIN_LATER: 1013, // the node's flush backlog is over its bound; retry with backoff
   BAD_MESSAGES: 4400,
   HEARTBEAT_TIMEOUT: 4408,
   REPLACED: 4409, // a newer connection of this player took over: never reconnect

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from gamebackend.snapshots.models import Snapshot
+
+# The most snapshots one listing returns.
+LIST_LIMIT_MAX = 500
+
+
+def snapshot_list_for_entity(
+    *, entity_kind: str = "player", entity_id: str, limit: int = 50
+) -> QuerySet[Snapshot]:
+    """The entity's snapshots, newest first (at most ``limit``, capped at LIST_LIMIT_MAX)."""
+    limit = max(1, min(limit, LIST_LIMIT_MAX))
+    return Snapshot.objects.filter(entity_kind=entity_kind, entity_id=entity_id)[:limit]
+
+
+def snapshot_get(*, snapshot_id: int) -> Snapshot:
+    """One snapshot; raises ``Snapshot.DoesNotExist``."""
+    return Snapshot.objects.get(pk=snapshot_id)
