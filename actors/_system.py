@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
 import secrets
@@ -348,6 +349,11 @@ class ActorSystem:
         if self._transport is not None:
             totals.update(self._transport.stats())
         return totals
+
+    def top_mailboxes(self, n: int) -> list[tuple[str, int]]:
+        """The ``n`` deepest non-empty mailboxes: (actor id, depth), deepest first."""
+        depths = ((actor_id, len(cell)) for actor_id, cell in self._cells.items())
+        return [(a, d) for a, d in heapq.nlargest(n, depths, key=lambda item: item[1]) if d]
 
     def mailbox_depths(self) -> tuple[int, int]:
         """(messages waiting in all local mailboxes, the deepest mailbox)."""

@@ -6,17 +6,22 @@ reachable from an offline machine), as preformatted text inside the site's templ
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
+from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 # The browser play page, linked only once some app serves it.
 PLAY_PATH = "/play/"
 WS_PATH = "/ws/game/"
+# django-axes' status for a lockout: Too Many Requests.
+LOCKOUT_STATUS = 429
 
 
 def _documents() -> dict[str, Path]:
@@ -73,3 +78,18 @@ def document(request: HttpRequest, name: str) -> HttpResponse:
         "console/document.html",
         _site(request, name=name, title=_title(path), text=text),
     )
+
+
+def lockout(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
+) -> HttpResponse:
+    """django-axes' answer to a locked-out console login: a styled page saying when the
+    account unlocks (the cool-off runs from this, the latest, failed attempt)."""
+    cool_off = timedelta(hours=settings.AXES_COOLOFF_TIME)
+    unlocks_at = timezone.now() + cool_off
+    context = {
+        "unlocks_at": unlocks_at,
+        "minutes": int(cool_off.total_seconds() // 60),
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+    }
+    return render(request, "console/lockout.html", context, status=LOCKOUT_STATUS)

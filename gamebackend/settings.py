@@ -51,7 +51,8 @@ ALLOWED_HOSTS = conf.csv_list(
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # The Django admin with the console's own AdminSite (console/sites.py) as admin.site.
+    "console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -61,6 +62,8 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "gamebackend",
+    "gamebackend.audit",
+    "gamebackend.moderation",
     "gamebackend.health",
     "gamebackend.players",
     "gamebackend.accounts",
@@ -371,6 +374,8 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# The styled lockout page that says when the account unlocks (console/views.py).
+AXES_LOCKOUT_CALLABLE = "console.views.lockout"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -27,9 +27,9 @@ DEFAULT_HEARTBEAT_MISSES: Final = 3
 HEARTBEAT_SLACK: Final = 0.1
 
 # Closes after which reconnecting would be wrong: the server ended the session on purpose
-# (1000), or another connection of this player took it over (4409 — fighting back would
-# make two clients replace each other forever).
-FINAL_CLOSE_CODES: Final = frozenset({CloseCode.NORMAL, CloseCode.REPLACED})
+# (1000), an operator kicked the player (4000), or another connection of this player took
+# it over (4409 — fighting back would make two clients replace each other forever).
+FINAL_CLOSE_CODES: Final = frozenset({CloseCode.NORMAL, CloseCode.KICKED, CloseCode.REPLACED})
 
 
 @dataclass(frozen=True, slots=True)

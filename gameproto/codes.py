@@ -16,8 +16,10 @@ __all__ = [
     "INTERNAL",
     "INVALID",
     "MAX_ID_LENGTH",
+    "MAX_NOTICE_LENGTH",
     "RATE_LIMITED",
     "REFUSED_ORIGIN",
+    "REFUSED_PLAYER_BLOCKED",
     "REFUSED_QUERY",
     "REFUSED_SHUTTING_DOWN",
     "REFUSED_SUBPROTOCOL",
@@ -62,6 +64,10 @@ REFUSED_QUERY: Final = "too_many_query_parameters"
 REFUSED_SUBPROTOCOL: Final = "no_supported_subprotocol"
 REFUSED_SHUTTING_DOWN: Final = "shutting_down"
 REFUSED_TOO_MANY_CONNECTIONS: Final = "too_many_connections"
+# An operator blocked the player for a while (console: kick and block).
+REFUSED_PLAYER_BLOCKED: Final = "player_blocked"
+# An operator's system message (`notice`) is at most this many characters.
+MAX_NOTICE_LENGTH: Final = 500
 # A refused ticket: the prefix and the checker's reason, e.g. `ticket_expired`.
 REFUSED_TICKET_PREFIX: Final = "ticket_"
 
@@ -77,6 +83,7 @@ class CloseCode(enum.IntEnum):
     TOO_BIG = 1009  # frame over GAME_MAX_MESSAGE_BYTES
     INTERNAL_ERROR = 1011  # the server could not set the session up; retry
     TRY_AGAIN_LATER = 1013  # the node's flush backlog is over its bound; retry with backoff
+    KICKED = 4000  # an operator ended the session; the reason is theirs; not resumable
     BAD_MESSAGES = 4400  # too many bad_message/invalid/unknown_type errors
     HEARTBEAT_TIMEOUT = 4408  # pings unanswered; resumable
     REPLACED = 4409  # a newer connection of the same player took over

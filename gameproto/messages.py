@@ -120,6 +120,13 @@ class Error(ServerMessage, tag="error"):
     retry_after_ms: int | None = None
 
 
+class Notice(ServerMessage, tag="notice"):
+    """A system message from an operator, on the reliable stream like every server message."""
+
+    seq: Seq
+    text: str
+
+
 class ServerPing(ServerMessage, tag="ping"):
     ts: Timestamp
 
@@ -152,7 +159,9 @@ class ProtocolError(Exception):
 # --- registry ------------------------------------------------------------------------
 
 _client_types: list[type[ClientMessage]] = [Ack, Ping, Pong, Move, StateReq]
-_server_types: list[type[ServerMessage]] = [Welcome, State, Ok, Error, ServerPing, ServerPong]
+_server_types: list[type[ServerMessage]] = [
+    Welcome, State, Ok, Error, Notice, ServerPing, ServerPong,
+]  # fmt: skip
 # Called after every registration (the codecs rebuild their typed decoders).
 _listeners: list[Callable[[], None]] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.contrib import admin, messages
@@ -100,9 +101,11 @@ def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _transition(last: dict[str, Any]) -> str:
-    if not last:
-        return "-"
-    return f"{last.get('from')} -> {last.get('to')}: {last.get('reason')}"
+    if not last or last.get("to") is None:
+        return "none since the process started"
+    at = last.get("wall_at")
+    when = f" at {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(at))}" if at else ""
+    return f"{last.get('from')} -> {last.get('to')}{when}: {last.get('reason')}"
 
 
 @admin.register(NodeFlowState)

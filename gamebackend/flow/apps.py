@@ -11,8 +11,11 @@ OPERATORS_GROUP = "operators"
 STAFF_VIEWERS_GROUP = "staff-viewers"
 OPERATOR_MODELS = ("ratelimitrule", "breakerrule")
 # (app label, permission codename) beyond the flow rules.
-OPERATOR_PERMISSIONS = (("accounts", "change_account"), ("accounts", "delete_loginlockout"))
-VIEWABLE_APPS = ("flow", "players", "health", "accounts", "rooms")
+# audit.operate: the console's live actions (kick, block, message, close a room, breakers).
+OPERATOR_PERMISSIONS = (
+    ("accounts", "change_account"), ("accounts", "delete_loginlockout"), ("audit", "operate"),
+)  # fmt: skip
+VIEWABLE_APPS = ("flow", "players", "health", "accounts", "rooms", "audit", "moderation")
 
 
 def ensure_console_groups(**kwargs: Any) -> None:

@@ -16,7 +16,10 @@ from typing import Any
 
 from django.conf import settings
 
-__all__ = ["EVENTS_CHANNEL", "listen_locally", "publish", "stop_listening_locally"]
+__all__ = [
+    "EVENTS_CHANNEL", "dispatch", "handle_kind", "listen_locally", "publish",
+    "stop_listening_locally", "unhandle_kind",
+]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,29 @@ Listener = Callable[[dict[str, Any]], None]
 _local: set[Listener] = set()
 _lock = threading.Lock()
 _publisher: Any = None
+# Handlers of event kinds other than flow's own (``rules``, ``command``): the console's
+# commands to the gateway (kick, notice, describe) ride the same channel. Called on the
+# loop of the process's RuleSync.
+_kinds: dict[str, Listener] = {}
+
+
+def handle_kind(kind: str, handler: Listener) -> None:
+    _kinds[kind] = handler
+
+
+def unhandle_kind(kind: str, handler: Listener) -> None:
+    if _kinds.get(kind) is handler:
+        del _kinds[kind]
+
+
+def dispatch(event: dict[str, Any]) -> None:
+    """Hand an event of another kind to its handler (none registered: ignored)."""
+    handler = _kinds.get(str(event.get("kind")))
+    if handler is not None:
+        try:
+            handler(event)
+        except Exception:
+            logger.exception("handling a %s event failed", event.get("kind"))
 
 
 def listen_locally(listener: Listener) -> None:

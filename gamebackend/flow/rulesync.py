@@ -25,6 +25,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from gamebackend.flow import events
 from gamebackend.flow.enforcement import BREAKER_ACTIONS, FlowEnforcement
 from gamebackend.flow.events import EVENTS_CHANNEL, listen_locally, stop_listening_locally
 from gamebackend.flow.selectors import flow_rules_load, live_node_count, rules_version
@@ -134,6 +135,8 @@ class RuleSync:
             action = str(event.get("action"))
             if action in BREAKER_ACTIONS:
                 self.enforcement.apply_command(str(event["resource"]), action)
+        else:
+            events.dispatch(event)
 
     async def _sync_logged(self) -> None:
         with contextlib.suppress(Exception):  # recorded in status and logged by _failed
@@ -155,6 +158,12 @@ class RuleSync:
     async def _report(self) -> None:
         enforcement = self.enforcement
         snapshot = {**enforcement.snapshot(), "sync": self.status.as_dict()}
+        # Transitions are timed on the monotonic clock; the console shows wall time.
+        offset = time.time() - time.monotonic()
+        for breaker in snapshot.get("breakers", []):
+            last = breaker.get("last_transition") or {}
+            if last.get("at") is not None:
+                last["wall_at"] = last["at"] + offset
         await database_sync_to_async(node_flow_state_record)(
             node_id=enforcement.node_id, rules_version=enforcement.version, snapshot=snapshot
         )

@@ -22,6 +22,19 @@ def flow_rules_load() -> tuple[int, list[Rule], list[BreakerSpec]]:
     return version, limits, breakers
 
 
+# The node id a Celery worker process reports its breakers under: worker.<pid>@<host>.
+WORKER_PREFIX = "worker."
+
+
 def live_node_count(*, within_s: float) -> int:
     since = timezone.now() - timedelta(seconds=within_s)
-    return NodeFlowState.objects.filter(updated_at__gte=since).count()
+    # Celery workers report their breakers too (flow/worker.py) but take no share of a
+    # cluster rule.
+    live = NodeFlowState.objects.filter(updated_at__gte=since)
+    return live.exclude(node_id__startswith=WORKER_PREFIX).count()
+
+
+def node_flow_states(*, within_s: float) -> list[NodeFlowState]:
+    """Nodes' and workers' reports (limiter counters, breakers) of the last ``within_s``."""
+    since = timezone.now() - timedelta(seconds=within_s)
+    return list(NodeFlowState.objects.filter(updated_at__gte=since).order_by("node_id"))

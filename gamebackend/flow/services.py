@@ -9,6 +9,7 @@ from django.db.models import F
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from gamebackend.audit.services import audit_record
 from gamebackend.flow.enforcement import BREAKER_ACTIONS
 from gamebackend.flow.events import publish
 from gamebackend.flow.models import (
@@ -58,6 +59,11 @@ def flow_rule_save(*, rule: Rule, user: Any) -> Rule:
             new_value=_as_dict(rule),
             version=version,
         )
+        audit_record(
+            user=user, kind="rule", target=f"{_kind(rule)} {rule.resource}",
+            action="changed" if old is not None else "created",
+            detail={"old": _as_dict(old), "new": _as_dict(rule), "version": version},
+        )  # fmt: skip
         transaction.on_commit(lambda: publish({"kind": "rules", "version": version}))
     return rule
 
@@ -72,6 +78,10 @@ def flow_rule_delete(*, rule: Rule, user: Any) -> None:
             user=user if getattr(user, "is_authenticated", False) else None,
             kind=kind, resource=resource, action="deleted", old_value=old, version=version,
         )  # fmt: skip
+        audit_record(
+            user=user, kind="rule", target=f"{kind} {resource}", action="deleted",
+            detail={"old": old, "version": version},
+        )  # fmt: skip
         transaction.on_commit(lambda: publish({"kind": "rules", "version": version}))
 
 
@@ -84,6 +94,7 @@ def breaker_command(*, resource: str, action: str, user: Any) -> None:
             user=user if getattr(user, "is_authenticated", False) else None,
             kind="breaker_action", resource=resource, action=action,
         )  # fmt: skip
+        audit_record(user=user, kind="breaker", target=resource, action=action)
         event = {"kind": "command", "resource": resource, "action": action}
         transaction.on_commit(lambda: publish(event))
 

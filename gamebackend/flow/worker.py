@@ -19,6 +19,7 @@ from django.conf import settings
 from gamebackend.flow.breaker import Breaker
 from gamebackend.flow.enforcement import FlowEnforcement
 from gamebackend.flow.rulesync import SYNC_POLL_S, RuleSync
+from gamebackend.flow.selectors import WORKER_PREFIX
 
 __all__ = ["worker_breaker"]
 
@@ -30,7 +31,7 @@ FIRST_LOAD_WAIT_S = 2.0
 
 class WorkerFlow:
     def __init__(self) -> None:
-        node_id = f"worker.{os.getpid()}@{socket.gethostname()}"
+        node_id = f"{WORKER_PREFIX}{os.getpid()}@{socket.gethostname()}"
         self.enforcement = FlowEnforcement(node_id=node_id)
         self.loaded = threading.Event()
         self._thread = threading.Thread(target=self._run, name="flow-rule-sync", daemon=True)
@@ -46,7 +47,8 @@ class WorkerFlow:
             import redis.asyncio as aioredis
 
             redis = aioredis.from_url(settings.REDIS_URL)
-        sync = RuleSync(self.enforcement, redis=redis)
+        # Reports its breakers (db.flush) like a node, for the console.
+        sync = RuleSync(self.enforcement, redis=redis, report_state=True)
         while not sync.started:
             try:
                 await sync.start()

@@ -31,6 +31,7 @@ from gamebackend.gateway.asgi_ext import (
     PING_EXTENSION,
     PONG_EVENT,
 )
+from gamebackend.gateway.heartbeat import wall_ms
 from gamebackend.gateway.runtime import get_runtime
 from gamebackend.gateway.session import Session
 from gamebackend.gateway.tickets import TicketRejected, check_ticket
@@ -57,6 +58,9 @@ _tags: dict[type, str] = {}
 # Requests whose reply has not been written yet, per connection, for the latency
 # histogram; past this many (a client that never reads) the oldest are forgotten.
 MAX_TIMED_REQUESTS = 1024
+# Messages (direction, type, size) a connection keeps for the console's session page.
+RECENT_MESSAGES = 20
+_UNREMEMBERED = frozenset({"ping", "pong", "ack"})
 _messages_in = metrics_sampler.messages_in
 _messages_out = metrics_sampler.messages_out
 _observe_request = REQUEST_SECONDS.observe
@@ -141,6 +145,15 @@ class GameConsumer(AsyncConsumer):
     _ip = ""
     # Request id -> when it arrived (monotonic), until its reply is written.
     _timed: dict[Any, float] | None = None
+    # For the console's sessions page (gateway/console_report.py): plain counters, a
+    # round-trip time from the last answered heartbeat ping, and the last few messages'
+    # types and sizes (never their contents), made on the first message.
+    connected_at = 0.0
+    n_in = 0
+    n_out = 0
+    n_limited = 0
+    rtt_ms: int | None = None
+    recent: deque[tuple[float, str, str, int]] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels' AsyncConsumer.__call__ multiplexes the socket with a channel-layer
@@ -239,6 +252,11 @@ class GameConsumer(AsyncConsumer):
             return await self._refuse(
                 p.ticket_refusal(exc.reason), f"ticket refused ({exc.reason}); get a fresh one"
             )
+        blocked_until = runtime.blocks.until(claims.sub)
+        if blocked_until is not None:
+            return await self._refuse(
+                p.REFUSED_PLAYER_BLOCKED, f"blocked by an operator until {blocked_until}"
+            )
         resume_id = query.get("resume") or None
         last_seq: int | None = None
         if resume_id is not None:
@@ -285,6 +303,7 @@ class GameConsumer(AsyncConsumer):
         )
         hub.connections.add(self)
         hub.heartbeat.add(self)
+        self.connected_at = time.time()
         return None
 
     # -- frames ----------------------------------------------------------------------------
@@ -301,7 +320,10 @@ class GameConsumer(AsyncConsumer):
             await self._error(session, exc.to_error())
             return
         kind = type(msg)
-        _messages_in[tag_of(kind)] += 1
+        tag = tag_of(kind)
+        _messages_in[tag] += 1
+        self.n_in += 1
+        self._remember("in", tag, len(text) if text is not None else len(data or b""))
         if msg.id is not None and kind not in _CONTROL_TYPES:
             timed = self._timed
             if timed is None:
@@ -335,7 +357,10 @@ class GameConsumer(AsyncConsumer):
         elif kind is p.Ping:
             await self.write(p.ServerPong(ts=msg.ts, re=msg.id))  # type: ignore[attr-defined]
         elif kind is p.Pong:
-            get_runtime().heartbeat.pong(self, msg.ts)  # type: ignore[attr-defined]
+            ts = msg.ts  # type: ignore[attr-defined]
+            if ts == self.hb_last_ts and self.hb_outstanding:
+                self.rtt_ms = max(0, wall_ms() - ts)
+            get_runtime().heartbeat.pong(self, ts)
             if msg.id is not None:
                 await session.emit(p.Ok(seq=0, re=msg.id))
         else:
@@ -364,7 +389,16 @@ class GameConsumer(AsyncConsumer):
         except Exception as exc:  # closing under us, as in write()
             logger.debug("pong to a closing connection dropped: %r", exc)
 
+    def _remember(self, direction: str, tag: str, size: int) -> None:
+        if tag in _UNREMEMBERED:
+            return  # heartbeats and acks: an idle connection never makes its deque
+        recent = self.recent
+        if recent is None:
+            recent = self.recent = deque(maxlen=RECENT_MESSAGES)
+        recent.append((time.time(), direction, tag, size))
+
     async def _rate_limited(self, session: Session, msg: Any, retry_after_ms: int) -> None:
+        self.n_limited += 1
         await session.emit(
             p.Error(
                 code=p.RATE_LIMITED,
@@ -392,15 +426,19 @@ class GameConsumer(AsyncConsumer):
     # -- output (used by the session, the hub and the heartbeat) -------------------------
 
     async def write(self, msg: Any) -> None:
-        _messages_out[tag_of(type(msg))] += 1
+        tag = tag_of(type(msg))
+        _messages_out[tag] += 1
+        self.n_out += 1
         timed = self._timed
         if timed:
             started = timed.pop(getattr(msg, "re", None), None)
             if started is not None:
                 _observe_request(time.monotonic() - started)
         key = "bytes" if self.codec.binary else "text"
+        frame = self.codec.encode(msg)
+        self._remember("out", tag, len(frame))
         try:
-            await self.base_send({"type": "websocket.send", key: self.codec.encode(msg)})
+            await self.base_send({"type": "websocket.send", key: frame})
         except Exception as exc:
             # The socket went away under us (its disconnect event is on the way). A write
             # is called from actor handlers: it must never fail them. The message stays in

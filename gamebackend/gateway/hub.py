@@ -127,6 +127,8 @@ class Hub:
         self._ending: set[str] = set()
         self._locks = KeyedLocks()
         self._recent: OrderedDict[str, PlayerRecord] = OrderedDict()
+        # The live players' states (the actors' own objects), for the console to read.
+        self.player_states: dict[str, PlayerState] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # -- attaching a connection ---------------------------------------------------------
@@ -275,9 +277,11 @@ class Hub:
                 record = handed
         if record is None:
             record = await self._load_record(player_id)
+        state = PlayerState(record)
         ref = await self.system.spawn(
-            PlayerActor, PlayerState(record), self, name=name, supervisor=PLAYER_SUPERVISOR
+            PlayerActor, state, self, name=name, supervisor=PLAYER_SUPERVISOR
         )
+        self.player_states[player_id] = state
         if self._on_started is not None:
             self._on_started(record)
         return ref, handed_off
@@ -365,6 +369,25 @@ class Hub:
         if conn is not None:
             await conn.close_with(p.CloseCode.OUTBOX_FULL, "too many unacknowledged messages")
 
+    async def kick(self, session: Session, reason: str) -> None:
+        """An operator ends the session: close 4000 with their reason; not resumable."""
+        conn = session.conn
+        self._end(session)
+        if conn is not None:
+            await conn.close_with(p.CloseCode.KICKED, reason)
+
+    # -- for the console (read on the event loop) ---------------------------------------
+
+    def live_record(self, player_id: str) -> dict[str, Any] | None:
+        state = self.player_states.get(player_id)
+        if state is None:
+            return None
+        return {**state.record.to_json(), "rooms": list(state.rooms)}
+
+    def rooms_of(self, player_id: str) -> list[str]:
+        state = self.player_states.get(player_id)
+        return [] if state is None else list(state.rooms)
+
     def _forget_session(self, session: Session, *, keep_stored: bool = False) -> None:
         """Drop the session here; unless ``keep_stored`` (it lives on elsewhere) it ends
         in L2 too (not resumable anywhere)."""
@@ -389,6 +412,7 @@ class Hub:
     async def stopped(self, record: PlayerRecord) -> None:
         """A player's actor ran on_stop: keep its last state, announce ``player.offline``."""
         player_id = record.player_id
+        self.player_states.pop(player_id, None)
         if self._on_stopped is not None:
             self._on_stopped(record)
         recent = self._recent

@@ -1,15 +1,14 @@
 """Copies this process's gateway state into the Prometheus metrics (``gamebackend.metrics``).
 
 The hot path only bumps plain counters here (``count_in``/``count_out``: a dict update,
-no lock, no shared-memory write per message); the sampler, one task per server process
-owned by the runtime, adds them to the Prometheus counters and sets the gauges every
-``SAMPLE_INTERVAL_S``. Request latencies go straight into their histogram (one
-observation per request).
+no lock, no shared-memory write per message); the sampler adds them to the Prometheus
+counters and sets the gauges each time the runtime's console report runs (every
+``series.LIVE_INTERVAL_S``, gateway/console_report.py), which then reads those metrics.
+Request latencies go straight into their histogram (one observation per request).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -24,7 +23,6 @@ from gamebackend.rooms import counters as room_counters
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_INTERVAL_S = 5.0
 BREAKER_LEVELS = {"closed": 0, "half_open": 1, "open": 2}
 _DECISIONS = ("allowed", "queued", "rejected")
 
@@ -100,21 +98,12 @@ class MetricsSampler:
         while jitter:
             observe(max(0.0, jitter.popleft()))
 
-    async def sample_rooms(self) -> None:
+    async def sample_rooms(self) -> list[dict[str, Any]]:
         """Rooms and their members: asks every local room (cheap, once per sample)."""
         self.sample_room_counters()
         if self._room_stats is None:
-            return
+            return []
         stats = await self._room_stats()
         metrics.ROOMS.set(len(stats))
         metrics.ROOM_MEMBERS.set(sum(int(room["members"]) for room in stats))
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(SAMPLE_INTERVAL_S)
-            try:
-                self.sample()
-                await self.sample_rooms()
-            except Exception:
-                # Metrics must never take the gateway down; the next sample tries again.
-                logger.exception("sampling metrics failed")
+        return stats

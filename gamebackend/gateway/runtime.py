@@ -12,7 +12,9 @@ import contextlib
 import contextvars
 import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -23,6 +25,7 @@ from gamebackend.events.bus import ALL, DomainEvent, EventBus
 from gamebackend.events.fanout import EventFanout
 from gamebackend.events.forwarder import EventForwarder
 from gamebackend.flow.admission import flow_reset, node_flow
+from gamebackend.gateway.console_report import ConsoleReport
 from gamebackend.gateway.directory import PlayerDirectory
 from gamebackend.gateway.heartbeat import HeartbeatWheel
 from gamebackend.gateway.hub import Hub
@@ -35,6 +38,7 @@ from gamebackend.gateway.sessionstore.redis_l2 import RedisL2, redis_client
 from gamebackend.gateway.sessionstore.sqlite_l2 import SqliteL2
 from gamebackend.gateway.snapshotter import Snapshotter
 from gamebackend.gateway.tickets import ReplayStore
+from gamebackend.metrics.series import series_store
 from gamebackend.players.flush import FlushBuffer, register_node_buffer
 from gamebackend.players.journal import FlushJournal
 from gamebackend.players.services import player_record_load
@@ -174,6 +178,12 @@ class Runtime:
             sessions=lambda: len(self.hub.sessions),
             room_stats=self.rooms.room_stats,
         )
+        # The console's view of this process; it drives the metrics sampler too.
+        self.report = ConsoleReport(
+            self, series_store(settings.REDIS_URL), threaded=bool(settings.REDIS_URL)
+        )
+        self.blocks = self.report.blocks
+        self._tasks: set[asyncio.Task[None]] = set()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._sampler_task: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
@@ -226,7 +236,7 @@ class Runtime:
             self.heartbeat.run(), name="gateway-heartbeat", context=contextvars.Context()
         )
         self._sampler_task = loop.create_task(  # owned by Runtime
-            self.sampler.run(), name="gateway-metrics", context=contextvars.Context()
+            self.report.run(), name="gateway-console-report", context=contextvars.Context()
         )
         self._snapshot_task = loop.create_task(  # owned by Runtime
             self.snapshotter.run(), name="snapshots", context=contextvars.Context()
@@ -236,6 +246,14 @@ class Runtime:
         )
         if self.event_fanout is not None:
             self.event_fanout.start()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """A short task of the runtime's (e.g. a console command); cancelled at shutdown."""
+        task = asyncio.get_running_loop().create_task(  # owned by Runtime._tasks
+            coro, name=name, context=contextvars.Context()
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def shutdown(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline
         if self._closed:
@@ -262,6 +280,9 @@ class Runtime:
         await self.replay_store.close()
         await self.replay_flusher.close()
         await self.flow.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for name in (
             "_heartbeat_task",
             "_rooms_task",

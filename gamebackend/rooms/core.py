@@ -43,6 +43,8 @@ JITTER_SAMPLES: Final = 4096
 # are untracked by the garbage collector, so thousands of rooms' 128-frame histories add
 # nothing to its passes (lists here made full collections take hundreds of ms).
 FrameInputs = tuple[tuple[str, int], ...]
+# Closed frames a room's stats carry (the console's room page).
+STATS_LAST_FRAMES = 5
 NO_INPUTS: FrameInputs = ()
 # (player_id, session_id): one member's stream; a new session of the player must re-join.
 Target = tuple[str, str]
@@ -452,4 +454,10 @@ class RoomCore:
             "nodes": len(self.by_node),
             **self.config.to_json(),
             **self.metrics.snapshot(),
+            # For the console's room page: who is in, and the last closed frames.
+            "member_ids": [(m.player_id, m.node) for m in self.members.values()],
+            "last_frames": [
+                {"tick": tick, "inputs": dict(inputs)}
+                for tick, inputs in list(self.history)[-STATS_LAST_FRAMES:]
+            ],
         }

@@ -90,10 +90,10 @@ def test_console_works_in_a_browser_under_the_csp(console_node: Node, screenshot
             page.click("input[name=_save]")
             assert "was changed successfully" in page.inner_text(".messagelist")
 
-            # The live node page and "View site" back to the landing page.
+            # The live node page and "View site" to the play page.
             page.goto(f"{base}/console/flow/nodeflowstate/")
             page.click("text=View site")
-            page.wait_for_url(f"{base}/")
+            page.wait_for_url(f"{base}/play/")
             page.goto(f"{base}/docs/PROTOCOL/")
             assert "Game WebSocket protocol (v1)" in page.inner_text("pre")
             page.screenshot(path=str(screenshots / "document.png"))

@@ -54,11 +54,11 @@ def test_only_listed_documents_are_served(client: Client, path: str) -> None:
     assert client.get(path).status_code == 404
 
 
-def test_view_site_in_the_console_goes_to_the_landing_page(client: Client, admin_user: Any) -> None:
+def test_view_site_in_the_console_goes_to_the_play_page(client: Client, admin_user: Any) -> None:
     client.force_login(admin_user)
     page = client.get("/console/").content.decode()
-    assert '<a href="/">View site</a>' in page
-    assert client.get("/").status_code == 200
+    assert '<a href="/play/">View site</a>' in page
+    assert client.get("/play/").status_code == 200
 
 
 @pytest.mark.parametrize("path", ["/", "/docs/FLOW/", "/console/login/", "/console/"])

@@ -128,6 +128,7 @@ async def test_pending_fail_sent_keeps_unsent() -> None:
     ("code", "expected"),
     [
         (CloseCode.NORMAL, False),
+        (CloseCode.KICKED, False),
         (CloseCode.REPLACED, False),
         (CloseCode.GOING_AWAY, True),
         (CloseCode.HEARTBEAT_TIMEOUT, True),
@@ -146,3 +147,11 @@ def test_build_url() -> None:
         build_url("ws://h:1/ws/game/?v=2", "a+b/c", resume="s-1", last_seq=7)
         == "ws://h:1/ws/game/?v=2&ticket=a%2Bb%2Fc&resume=s-1&last_seq=7"
     )
+
+
+def test_a_notice_decodes_as_a_typed_message() -> None:
+    import gameproto as p
+
+    text = '{"type":"notice","seq":3,"text":"maintenance at noon"}'
+    msg = p.decode_server(p.JSON_CODEC, text, None)
+    assert msg == p.Notice(seq=3, text="maintenance at noon")

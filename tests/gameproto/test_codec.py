@@ -92,6 +92,7 @@ def test_close_codes() -> None:
         "TOO_BIG": 1009,
         "INTERNAL_ERROR": 1011,
         "TRY_AGAIN_LATER": 1013,
+        "KICKED": 4000,
         "BAD_MESSAGES": 4400,
         "HEARTBEAT_TIMEOUT": 4408,
         "REPLACED": 4409,

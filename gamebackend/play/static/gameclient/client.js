@@ -50,8 +50,9 @@ export const CLOSE_TIMEOUT_MS = 2_000;
 export const STABLE_CONNECTION_S = 5;
 // Our close code when we drop a connection ourselves but keep the session (a skipped seq,
 // a bad welcome). Browsers only let a page close with 1000 or 3000-4999, and 1000 would
-// end the session.
-export const CLOSE_RESUME = 4000;
+// end the session. (Not 4000: from the server that means an operator kicked us, which must
+// not be mistaken for our own drop.)
+export const CLOSE_RESUME = 4001;
 const OPEN = 1; // WebSocket.OPEN
 
 const defaultClock = () => performance.now() / 1000;
@@ -391,6 +392,10 @@ export class GameClient extends EventTarget {
     if (this._orphans !== null) this._settleOrphans();
     if (resolved) return;
     if (msg.type === "pong") return; // the answer to our own heartbeat ping
+    if (msg.type === "notice") {
+      // An operator's system message: an event for the page, and in the inbox like any other.
+      this.dispatchEvent(new CustomEvent("notice", { detail: { seq: msg.seq, text: msg.text } }));
+    }
     this._push(msg);
   }
 

@@ -13,6 +13,7 @@ export const JSON_SUBPROTOCOL = "game.v1.json";
 
 export const CloseCode = Object.freeze({
   NORMAL: 1000, // the client ends the session; not resumable
+  KICKED: 4000, // an operator ended the session (the reason is theirs): never reconnect
   GOING_AWAY: 1001, // server shutting down; resumable
   TOO_BIG: 1009,
   INTERNAL_ERROR: 1011, // the server could not set the session up; retry
@@ -81,6 +82,7 @@ export const SERVER_MESSAGES = Object.freeze({
   state: spec(["seq", "player_id", "x", "y", "rev"], ["re"]),
   ok: spec(["seq"], ["re"]),
   error: spec(["code", "message"], ["seq", "re", "field", "retry_after_ms"]),
+  notice: spec(["seq", "text"]),
   ping: spec(["ts"]),
   pong: spec(["ts"], ["re"]),
   joined: spec(

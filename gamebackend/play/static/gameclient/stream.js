@@ -19,9 +19,10 @@ export const DEFAULT_HEARTBEAT_MISSES = 3;
 // Timers jitter; allow this fraction of an interval.
 export const HEARTBEAT_SLACK = 0.1;
 // Closes after which reconnecting would be wrong: the client ended the session (1000), or
+// an operator kicked the player (4000), or
 // another connection of this player took it over (4409: fighting back would make two
 // clients replace each other forever).
-export const FINAL_CLOSE_CODES = Object.freeze([CloseCode.NORMAL, CloseCode.REPLACED]);
+export const FINAL_CLOSE_CODES = Object.freeze([CloseCode.NORMAL, CloseCode.KICKED, CloseCode.REPLACED]);
 
 // --- errors -------------------------------------------------------------------------------
 

@@ -126,7 +126,7 @@ test("a skipped seq drops the connection and resumes from the last seq seen", as
   ws.deliver(state(1));
   const next = server.nextSocket();
   ws.deliver(state(3));
-  assert.equal(ws.closedWith, 4000); // not 1000: the session stays resumable
+  assert.equal(ws.closedWith, 4001); // not 1000: the session stays resumable
   await advance(20);
   const again = await next;
   assert.equal(again.url.searchParams.get("last_seq"), "1");
@@ -214,6 +214,20 @@ test("4409 (replaced) is final: no reconnect, queued pushes first, then ClientCl
   assert.equal((await client.recv()).seq, 1);
   await assert.rejects(client.recv(), (e) => e instanceof ClientClosed && e.closeCode === 4409);
   await assert.rejects(client.send(proto.stateReq()), ClientClosed);
+});
+
+test("a notice (an operator's message) is a notice event and a message; 4000 (kicked) is final", async (t) => {
+  const { client, server, ws, advance } = await setup(t);
+  const notices = [];
+  client.addEventListener("notice", (event) => notices.push(event.detail));
+  ws.deliver({ type: "notice", seq: 1, text: "maintenance at noon" });
+  assert.deepEqual(await client.recv(), { type: "notice", seq: 1, text: "maintenance at noon" });
+  assert.deepEqual(notices, [{ seq: 1, text: "maintenance at noon" }]);
+  ws.drop(4000);
+  await advance(100);
+  assert.equal(server.sockets.length, 1);
+  assert.equal(client.status, "closed");
+  assert.equal(client.closeCode, 4000);
 });
 
 test("close() ends the session with 1000", async (t) => {

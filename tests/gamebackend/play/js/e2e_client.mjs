@@ -32,9 +32,9 @@ while (room.nextTick <= until) {
   if (room.nextTick > before && room.nextTick <= until) await room.sendInput(args.keys);
   if (!dropped && room.nextTick >= dropAt) {
     // The connection drops (the SDK's own drop, as after a heartbeat timeout: it closes
-    // with 4000, which keeps the session, and reconnects at once).
+    // with 4001, which keeps the session, and reconnects at once).
     dropped = true;
-    client._drop(client._ws, 4000, "dropped by the test");
+    client._drop(client._ws, 4001, "dropped by the test");
   }
 }
 const state = room.state;
