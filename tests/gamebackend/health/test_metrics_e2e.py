@@ -74,21 +74,27 @@ async def test_metrics_count_rooms_members_ticks_and_tick_jitter(node: Node) -> 
     await amy.frame(room, joined["tick"] + 2)
     await amy.send({"type": "input", "room": room, "tick": joined["tick"], "keys": 1})
 
+    done = asyncio.Event()
+
     async def keep_reading() -> None:
         # Reading acks the frames, which keeps amy alive past the node's short heartbeat.
-        while True:
+        # It stops on its own (Python 3.11's wait_for can swallow a cancellation that
+        # races with a frame arriving, so cancelling it alone could leave it looping).
+        while not done.is_set():
             await amy.recv()
 
     async with asyncio.TaskGroup() as group:
-        reader = group.create_task(keep_reading())
-        text = await metrics_when(
-            node,
-            lambda t: (
-                (value(t, 'game_room_events_total{event="late_inputs"}') or 0) >= 1
-                and (value(t, "game_room_members") or 0) >= 1
-            ),
-        )
-        reader.cancel()
+        group.create_task(keep_reading())
+        try:
+            text = await metrics_when(
+                node,
+                lambda t: (
+                    (value(t, 'game_room_events_total{event="late_inputs"}') or 0) >= 1
+                    and (value(t, "game_room_members") or 0) >= 1
+                ),
+            )
+        finally:
+            done.set()
     assert (value(text, "game_rooms") or 0) >= 1
     assert (value(text, 'game_room_events_total{event="ticks"}') or 0) >= 3
     assert (value(text, "game_room_tick_jitter_seconds_count") or 0) >= 3
