@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck jstest pytest bench cluster clean
+.PHONY: run test lint typecheck jstest pytest pytest-all bench cluster clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ cluster: $(STAMP)
 	$(BIN)/python -m gamebackend.cluster $(CLUSTER_ARGS)
 
 ## Lint (ruff, import rules), type-check and run the whole test suite (Python and JavaScript).
-test: $(STAMP) lint typecheck jstest pytest
+test: $(STAMP) lint typecheck jstest pytest-all
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -43,9 +43,27 @@ jstest:
 
 # The in-process suite runs in the single-machine profile with its own var directory;
 # cluster-profile tests start their nodes with their own DATABASE_URL/REDIS_URL.
+PYTEST_ENV := env -u DATABASE_URL -u REDIS_URL -u DJANGO_SECRET_KEY -u GAME_JWT_SECRET
 pytest: $(STAMP)
-	env -u DATABASE_URL -u REDIS_URL -u DJANGO_SECRET_KEY -u GAME_JWT_SECRET \
-		GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
+	$(PYTEST_ENV) GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
+
+# The whole suite (what `make test` runs) in two processes side by side: the subprocess
+# tests (-m slow) mostly wait on real nodes, workers and services, so the in-process tests
+# run beside them at little cost and the suite takes about as long as its slower half.
+# Each half has its own var directory and test Redis database (the slow half's log is
+# printed when both are done).
+GAME_TEST_REDIS_URL_FAST ?= redis://127.0.0.1:6379/13
+pytest-all: $(STAMP)
+	@mkdir -p var
+	@$(PYTEST_ENV) GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest -m slow $(PYTEST_ARGS) \
+		> var/pytest-slow.log 2>&1 & slow=$$!; \
+	$(PYTEST_ENV) GAME_VAR_DIR=$(CURDIR)/var/test-fast \
+		GAME_TEST_REDIS_URL=$(GAME_TEST_REDIS_URL_FAST) \
+		$(BIN)/pytest -m "not slow" $(PYTEST_ARGS); fast=$$?; \
+	wait $$slow; slow_rc=$$?; \
+	echo "--- the subprocess tests (-m slow):"; cat var/pytest-slow.log; \
+	echo "pytest-all: in-process tests exit $$fast, subprocess tests exit $$slow_rc"; \
+	test $$fast -eq 0 -a $$slow_rc -eq 0
 
 ## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (a few minutes),
 ## the rooms one without its end-to-end part (about a minute).
