@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +43,8 @@ WORKER_PING_WAIT_S = 2.5
 # /readyz keeps finding a fresh answer without waiting.
 WORKER_PING_REFRESH_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 2
+# The channel the layer check sends itself a ping on (plus a random suffix).
+READYZ_CHANNEL_PREFIX = "readyz."
 # A flush version unconfirmed for this long means the broker, worker or database is behind.
 FLUSH_BEHIND_S = 1.0
 
@@ -72,7 +75,11 @@ async def check_channel_layer() -> str:
     layer = get_channel_layer()
     if layer is None:
         return "not configured"
-    channel = await layer.new_channel("readyz.")
+    # A plain channel, not a process-local one (``new_channel``'s "...!id"): channels-redis
+    # lets one coroutine per process at a time pop process-local channels, and the event
+    # fan-out's receive holds that turn for up to its blocking pop's 5 s, so a ping on a
+    # process-local channel answered after this check's timeout on a healthy node.
+    channel = f"{READYZ_CHANNEL_PREFIX}{uuid.uuid4().hex}"
     await layer.send(channel, {"type": "readyz.ping"})
     message = await layer.receive(channel)
     return OK if message.get("type") == "readyz.ping" else "unexpected reply"
