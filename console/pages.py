@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from http import HTTPStatus
 from typing import Any, Final
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 
 from gamebackend.flow import services as flow_services
 from gamebackend.flow.enforcement import BREAKER_ACTIONS
@@ -33,9 +35,10 @@ from gamebackend.metrics.series import HISTORY_S, series_store
 from gamebackend.moderation import services as moderation
 
 OPERATE_PERMISSION: Final = "audit.operate"
-# How long the session page waits for the node that holds the player to describe it.
+# How long the session page (its script) waits for the node that holds the player to
+# describe it, and how often it asks.
 DESCRIBE_WAIT_S: Final = 3.0
-DESCRIBE_POLL_S: Final = 0.1
+DESCRIBE_POLL_S: Final = 0.15
 # ... and for a player no node lists (offline, or beyond a big node's listed sessions).
 DESCRIBE_UNLISTED_WAIT_S: Final = 1.0
 # Worker reports (breakers) older than this are not shown: that worker is gone.
@@ -155,24 +158,28 @@ def sessions(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
 
 
 def session_detail(site: admin.AdminSite, request: HttpRequest, player_id: str) -> HttpResponse:
+    """The page at once; its script polls ``session_describe`` for the holding node's
+    answer (a report round away), so no server thread waits on another process."""
     key = secrets.token_urlsafe(12)
     moderation.player_describe_request(player_id=player_id, key=key)
-    store = _store()
-    detail = None
     listed = any(row["player_id"] == player_id for row in _all_sessions())
     # A player no node lists is most likely offline: do not keep the operator waiting.
     wait_s = DESCRIBE_WAIT_S if listed else DESCRIBE_UNLISTED_WAIT_S
-    deadline = time.monotonic() + wait_s
-    # The holding node answers into the store within a report round; polling with a
-    # deadline is waiting for that external effect.
-    while detail is None and time.monotonic() < deadline:
-        time.sleep(DESCRIBE_POLL_S)
-        detail = store.answer(key)
+    describe_url = reverse("admin:console_session_describe", args=[player_id])
     return _page(
         site, request, "console/session_detail.html", f"Player {player_id}",
-        player_id=player_id, detail=detail,
-        max_reason=MAX_REASON_CHARS,
+        player_id=player_id, describe_url=f"{describe_url}?{urlencode({'key': key})}",
+        wait_s=wait_s, poll_ms=int(DESCRIBE_POLL_S * 1000), max_reason=MAX_REASON_CHARS,
     )  # fmt: skip
+
+
+def session_describe(site: admin.AdminSite, request: HttpRequest, player_id: str) -> HttpResponse:
+    """The live part of a session's page once its node has answered (HTTP 204 until then)."""
+    key = request.GET.get("key", "")
+    detail = _store().answer(key) if key else None
+    if detail is None:
+        return HttpResponse(status=HTTPStatus.NO_CONTENT)
+    return render(request, "console/session_live.html", {"detail": detail})
 
 
 def session_action(

@@ -22,7 +22,7 @@ class ConsoleSite(admin.AdminSite):
     enable_nav_sidebar = False
 
     def get_urls(self) -> list[Any]:
-        from console import pages
+        from console import pages, snapshot_pages
 
         def view(fn: Any) -> Any:
             def wrapped(request: HttpRequest, **kwargs: Any) -> HttpResponse:
@@ -35,6 +35,11 @@ class ConsoleSite(admin.AdminSite):
             path("sessions/", view(pages.sessions), name="console_sessions"),
             path("sessions/<str:player_id>/", view(pages.session_detail), name="console_session"),
             path(
+                "sessions/<str:player_id>/describe/",
+                view(pages.session_describe),
+                name="console_session_describe",
+            ),
+            path(
                 "sessions/<str:player_id>/<str:action>/",
                 view(pages.session_action),
                 name="console_session_action",
@@ -44,6 +49,17 @@ class ConsoleSite(admin.AdminSite):
             path("actors/", view(pages.actors), name="console_actors"),
             path("flow/", view(pages.flow), name="console_flow"),
             path("flow/breaker/<str:action>/", view(pages.breaker_action), name="console_breaker"),
+            path("snapshots/", view(snapshot_pages.snapshots), name="console_snapshots"),
+            path(
+                "snapshots/take/",
+                view(snapshot_pages.snapshot_take_now),
+                name="console_snapshot_take",
+            ),
+            path(
+                "snapshots/<int:snapshot_id>/restore/",
+                view(snapshot_pages.snapshot_restore_page),
+                name="console_snapshot_restore",
+            ),
         ]
         return custom + super().get_urls()
 

@@ -15,6 +15,7 @@ class AuditEntry(models.Model):
         NOTICE = "notice", "system message"
         ROOM = "room", "room action"
         RESTORE = "restore", "snapshot restore"
+        SNAPSHOT = "snapshot", "snapshot taken"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(

@@ -63,7 +63,15 @@ RECENT_MESSAGES = 20
 _UNREMEMBERED = frozenset({"ping", "pong", "ack"})
 _messages_in = metrics_sampler.messages_in
 _messages_out = metrics_sampler.messages_out
-_observe_request = REQUEST_SECONDS.observe
+# The latency histogram's child per request type, looked up once (``labels`` locks).
+_request_timers: dict[str, Any] = {}
+
+
+def _observe_request(tag: str, seconds: float) -> None:
+    observe = _request_timers.get(tag)
+    if observe is None:
+        observe = _request_timers[tag] = REQUEST_SECONDS.labels(tag).observe
+    observe(seconds)
 
 
 def tag_of(kind: type) -> str:
@@ -144,7 +152,7 @@ class GameConsumer(AsyncConsumer):
     _server_close: int | None = None
     _ip = ""
     # Request id -> when it arrived (monotonic), until its reply is written.
-    _timed: dict[Any, float] | None = None
+    _timed: dict[Any, tuple[float, str]] | None = None
     # For the console's sessions page (gateway/console_report.py): plain counters, a
     # round-trip time from the last answered heartbeat ping, and the last few messages'
     # types and sizes (never their contents), made on the first message.
@@ -330,7 +338,7 @@ class GameConsumer(AsyncConsumer):
                 timed = self._timed = {}
             elif len(timed) >= MAX_TIMED_REQUESTS:
                 timed.clear()
-            timed[msg.id] = time.monotonic()
+            timed[msg.id] = (time.monotonic(), tag)
         piggyback = msg.ack
         if piggyback is not None and not session.ack(piggyback):
             await self._error(
@@ -431,9 +439,9 @@ class GameConsumer(AsyncConsumer):
         self.n_out += 1
         timed = self._timed
         if timed:
-            started = timed.pop(getattr(msg, "re", None), None)
-            if started is not None:
-                _observe_request(time.monotonic() - started)
+            request = timed.pop(getattr(msg, "re", None), None)
+            if request is not None:
+                _observe_request(request[1], time.monotonic() - request[0])
         key = "bytes" if self.codec.binary else "text"
         frame = self.codec.encode(msg)
         self._remember("out", tag, len(frame))

@@ -106,7 +106,8 @@ ACTOR_RESTARTS = Counter("game_actor_restarts", "Actor restarts after a failure"
 DEAD_LETTERS = Counter("game_dead_letters", "Messages to actors that were gone")
 REQUEST_SECONDS = Histogram(
     "game_request_seconds",
-    "Client request (a message with an id) to its reply being written",
+    "Client request (a message with an id) to its reply being written, by request type",
+    ["type"],
     buckets=LATENCY_BUCKETS,
 )
 

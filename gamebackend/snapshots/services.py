@@ -20,6 +20,8 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from gamebackend.audit.models import AuditEntry
+from gamebackend.audit.services import audit_record
 from gamebackend.events.services import event_emit_durable
 from gamebackend.players.live import live_players
 from gamebackend.players.selectors import player_record_get
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 REASONS = frozenset(Snapshot.Reason.values)
 AUDIT_TAKE = "snapshot.take"
 AUDIT_RESTORE = "snapshot.restore"
+# The console's audit log kind for each snapshot action a person takes.
+_AUDIT_KINDS = {AUDIT_TAKE: AuditEntry.Kind.SNAPSHOT, AUDIT_RESTORE: AuditEntry.Kind.RESTORE}
 
 
 class SnapshotError(ValueError):
@@ -110,9 +114,19 @@ def snapshots_record_many(*, snapshots: Iterable[Mapping[str, Any]]) -> int:
 def snapshot_audit_write(
     *, action: str, snapshot: Snapshot | None, by: Any, detail: Mapping[str, Any]
 ) -> SnapshotAudit:
-    """Append one audit row (the hook point for the console's audit log)."""
+    """Append one audit row to the snapshot's own trail and, for a person's take or
+    restore, to the console's audit log (kinds ``snapshot`` and ``restore``)."""
     user = by if getattr(by, "pk", None) is not None else None
     label = getattr(by, "get_username", lambda: str(by or ""))()
+    kind = _AUDIT_KINDS.get(action)
+    if kind is not None and snapshot is not None:
+        audit_record(
+            user=user,
+            kind=kind,
+            target=f"{snapshot.entity_kind} {snapshot.entity_id}",
+            action=f"{action.removeprefix('snapshot.')} #{snapshot.pk}",
+            detail={"snapshot": snapshot.pk, "lsn": snapshot.lsn, **detail},
+        )
     return SnapshotAudit.objects.create(
         action=action,
         snapshot=snapshot,
@@ -124,23 +138,27 @@ def snapshot_audit_write(
     )
 
 
-def _current(entity_kind: str, entity_id: str) -> PlayerRecord:
+def snapshot_subject_current(
+    *, entity_kind: str = ENTITY_PLAYER, entity_id: str
+) -> tuple[PlayerRecord, bool]:
+    """The version a snapshot taken now would hold, and whether it is the live actor's
+    (online: it may be ahead of the row by the flush interval) or the stored row's."""
     if entity_kind != ENTITY_PLAYER:
         raise SnapshotError(f"snapshots of {entity_kind!r} are not supported")
     live = live_players().current(entity_id)
     if live is not None:
-        return live
+        return live, True
     stored = player_record_get(player_id=entity_id)
     if stored is None:
         raise SnapshotError(f"no player {entity_id!r}")
-    return stored
+    return stored, False
 
 
 def snapshot_take(
     *, entity_kind: str = ENTITY_PLAYER, entity_id: str, reason: str = "manual", by: Any = None
 ) -> Snapshot:
     """Snapshot the entity's current version: the live actor's if online, else the row."""
-    record = _current(entity_kind, entity_id)
+    record, _ = snapshot_subject_current(entity_kind=entity_kind, entity_id=entity_id)
     with transaction.atomic():
         snap = snapshot_record(
             entity_kind=entity_kind,

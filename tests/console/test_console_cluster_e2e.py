@@ -5,7 +5,9 @@ them with a message first (commands over Redis pub/sub to the node that holds th
 from __future__ import annotations
 
 import asyncio
+import html
 import json
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -26,6 +28,11 @@ REPORT_DEADLINE_S = 20.0
 def _get(opener: Any, url: str) -> str:
     with opener.open(url, timeout=HTTP_TIMEOUT_S) as resp:
         return str(resp.read().decode())
+
+
+def _get_status(opener: Any, url: str) -> tuple[int, str]:
+    with opener.open(url, timeout=HTTP_TIMEOUT_S) as resp:
+        return resp.status, resp.read().decode()
 
 
 def _post(opener: Any, url: str, referer: str, **fields: str) -> int:
@@ -65,7 +72,15 @@ async def test_one_nodes_console_sees_messages_kicks_and_blocks_a_player_on_anot
 
     detail_url = f"{base}/console/sessions/{player}/"
     detail = await asyncio.to_thread(_get, opener, detail_url)
-    assert "current state" in detail  # node B answered the describe through Redis
+    # The page's script fetches node B's answer (through Redis) from the describe URL.
+    found = re.search(r'data-describe-url="([^"]+)"', detail)
+    assert found is not None, detail
+    describe_url = base + html.unescape(found.group(1))
+    deadline = time.monotonic() + REPORT_DEADLINE_S
+    while (answer := await asyncio.to_thread(_get_status, opener, describe_url))[0] != 200:
+        assert time.monotonic() < deadline, "node B never described the session"
+        await asyncio.sleep(0.2)
+    assert "current state" in answer[1]
 
     status = await asyncio.to_thread(
         _post, opener, f"{detail_url}notice/", detail_url, text="hello from node A"

@@ -1,7 +1,8 @@
 """The operator console's live pages in a real browser (Debian's chromium, Playwright), on
 one real node with real players (raw WebSocket clients): an operator sees a player on the
 dashboard, messages, kicks and blocks them, tightens a rate limit and sees it enforced,
-forces a breaker open and sees red; a viewer sees no action and is refused one (403).
+forces a breaker open and sees red, snapshots a player, compares two versions and
+restores one (the client gets the state); a viewer sees no action and is refused one (403).
 
 One node and one browser for every step, to keep CI short. Screenshots of every page go
 to ``$GAME_VAR_DIR/screenshots/console/``.
@@ -31,6 +32,7 @@ WS_TIMEOUT_S = 10.0
 VIEWER = "viewer"
 VIEWER_PASSWORD = "viewer-Pass-5521-long"
 PLAYER = "console-p1"
+SNAP_PLAYER = "console-snap"
 
 CREATE_VIEWER = f"""
 from django.contrib.auth import get_user_model
@@ -80,6 +82,14 @@ def receive_until(ws: Any, wanted: str) -> dict[str, Any]:
         msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
         if msg["type"] == wanted:
             return dict(msg)
+
+
+def move(ws: Any, request_id: str, x: float, y: float) -> dict[str, Any]:
+    ws.send(json.dumps({"type": "move", "id": request_id, "x": x, "y": y}))
+    while True:
+        reply = receive_until(ws, "state")
+        if reply.get("re") == request_id:
+            return reply
 
 
 def closed_with(ws: Any) -> tuple[int | None, str | None]:
@@ -167,6 +177,32 @@ def test_operator_and_viewer_work_the_live_console(console_node: Node, screensho
             assert refused.value.response.status_code == 403
             assert b"player_blocked" in (refused.value.response.body or b"")
 
+            # Snapshots: take one of an online player, move them, compare the two kept
+            # versions, restore the first: the client gets the restored state.
+            snapper = connect(node, SNAP_PLAYER)
+            assert move(snapper, "s1", 5, 5)["rev"] == 1
+            page.goto(f"{base}/console/snapshots/?kind=player&id={SNAP_PLAYER}")
+            page.click("#take")
+            expect(page.locator(".messagelist")).to_contain_text("at LSN 1")
+            assert move(snapper, "s2", 9, 9)["rev"] == 2
+            page.click("#take")
+            expect(page.locator(".messagelist")).to_contain_text("at LSN 2")
+            expect(page.locator("#history tbody tr")).to_have_count(2)
+            page.click("#compare")
+            expect(page.locator("#snapshot-diff tr.diff-changed")).to_have_count(3)  # x y lsn
+            page.screenshot(path=str(screenshots / "snapshots-compare.png"), full_page=True)
+            page.locator("#history .restore-link").last.click()  # the older one, at (5, 5)
+            expect(page.locator("#snapshot-diff")).to_contain_text("9.0")
+            page.screenshot(path=str(screenshots / "snapshot-restore.png"), full_page=True)
+            page.click("#confirm")
+            expect(page.locator(".messagelist")).to_contain_text("into the live actor")
+            restored = receive_until(snapper, "state")
+            assert (restored["x"], restored["y"]) == (5.0, 5.0)
+            assert restored["rev"] >= 3
+            expect(page.locator("#history")).to_contain_text(re.compile("pre.restore", re.I))
+            page.screenshot(path=str(screenshots / "snapshots.png"), full_page=True)
+            snapper.close()
+
             # Tighten ws.move to one token and see it enforced on a fresh player.
             page.goto(f"{base}/console/flow/ratelimitrule/?q=ws.move")
             page.click("a:text-is('ws.move')")
@@ -227,7 +263,9 @@ def test_operator_and_viewer_work_the_live_console(console_node: Node, screensho
             page.screenshot(path=str(screenshots / "actors.png"), full_page=True)
             page.goto(f"{base}/console/audit/auditentry/")
             audit = page.locator("#result_list")
-            for action in ("notice", "kick", "kick+block 5 min", "changed", "force_open"):
+            for action in (
+                "notice", "kick", "kick+block 5 min", "changed", "force_open", "restore #",
+            ):  # fmt: skip
                 expect(audit).to_contain_text(action)
             page.screenshot(path=str(screenshots / "audit-log.png"), full_page=True)
             page.goto(f"{base}/console/flow/ratelimitrule/")
@@ -251,6 +289,9 @@ def test_operator_and_viewer_work_the_live_console(console_node: Node, screensho
             expect(vpage.locator("#session-actions")).to_have_count(0)
             vpage.goto(f"{base}/console/flow/")
             expect(vpage.locator("input[data-action]")).to_have_count(0)
+            vpage.goto(f"{base}/console/snapshots/?kind=player&id={SNAP_PLAYER}")
+            expect(vpage.locator("#history tbody tr")).to_have_count(3)
+            expect(vpage.locator("#history .restore-link, #take")).to_have_count(0)
             vpage.screenshot(path=str(screenshots / "viewer-limits-and-breakers.png"))
             token = next(c["value"] for c in viewer.cookies() if c["name"] == "csrftoken")
             refused_post = vpage.request.post(

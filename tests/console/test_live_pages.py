@@ -147,3 +147,25 @@ def test_the_dashboard_reads_the_nodes_reports(admin_user: Any) -> None:
     assert "db.flush (n-test)" in data["totals"]["breakers_not_closed"]
     page = client.get("/console/sessions/?q=p9").content.decode()
     assert "p9" in page
+
+
+def test_the_session_page_answers_at_once_and_its_script_fetches_the_nodes_answer(
+    published: list[dict[str, Any]],
+) -> None:
+    client = staff_client("viewer", STAFF_VIEWERS_GROUP)
+    page = client.get("/console/sessions/p7/").content.decode()
+    # The page asked the holding node (over the console's events) and did not wait for it.
+    asks = [e for e in published if e.get("action") == "describe"]
+    assert [e["player_id"] for e in asks] == ["p7"]
+    key = asks[0]["key"]
+    assert f'data-describe-url="/console/sessions/p7/describe/?key={key}"' in page
+    describe = f"/console/sessions/p7/describe/?key={key}"
+    assert client.get(describe).status_code == 204  # no answer yet
+    series.series_store("").put_answer(
+        key, {"node": "n-test", "player_id": "p7", "state": {"x": 4}, "recent": []}
+    )
+    live = client.get(describe)
+    assert live.status_code == 200
+    assert "current state" in live.content.decode()
+    assert "{&#x27;x&#x27;: 4}" in live.content.decode()
+    assert client.get("/console/sessions/p7/describe/?key=guess").status_code == 204

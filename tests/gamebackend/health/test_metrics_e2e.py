@@ -53,7 +53,7 @@ async def test_metrics_count_messages_requests_and_connections(node: Node) -> No
         node, lambda t: (value(t, 'game_messages_in_total{type="move"}') or 0) >= 5
     )
     assert (value(text, 'game_messages_out_total{type="state"}') or 0) >= 6
-    assert (value(text, "game_request_seconds_count") or 0) >= 5
+    assert (value(text, 'game_request_seconds_count{type="move"}') or 0) >= 5
     assert value(text, "game_connections") is not None
     assert 'game_breaker_state{breaker="celery.enqueue"} 0.0' in text
     assert 'game_rate_limit_decisions_total{decision="allowed",resource="ws.move"' in text
