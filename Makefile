@@ -47,23 +47,11 @@ PYTEST_ENV := env -u DATABASE_URL -u REDIS_URL -u DJANGO_SECRET_KEY -u GAME_JWT_
 pytest: $(STAMP)
 	$(PYTEST_ENV) GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest $(PYTEST_ARGS)
 
-# The whole suite (what `make test` runs) in two processes side by side: the subprocess
-# tests (-m slow) mostly wait on real nodes, workers and services, so the in-process tests
-# run beside them at little cost and the suite takes about as long as its slower half.
-# Each half has its own var directory and test Redis database (the slow half's log is
-# printed when both are done).
-GAME_TEST_REDIS_URL_FAST ?= redis://127.0.0.1:6379/13
+# The whole suite (what `make test` runs) in three pytest processes side by side: the
+# in-process tests and the subprocess tests in two halves, each with its own var directory
+# and Redis database (tests/parallel.py; docs/DEVELOPMENT.md).
 pytest-all: $(STAMP)
-	@mkdir -p var
-	@$(PYTEST_ENV) GAME_VAR_DIR=$(CURDIR)/var/test $(BIN)/pytest -m slow $(PYTEST_ARGS) \
-		> var/pytest-slow.log 2>&1 & slow=$$!; \
-	$(PYTEST_ENV) GAME_VAR_DIR=$(CURDIR)/var/test-fast \
-		GAME_TEST_REDIS_URL=$(GAME_TEST_REDIS_URL_FAST) \
-		$(BIN)/pytest -m "not slow" $(PYTEST_ARGS); fast=$$?; \
-	wait $$slow; slow_rc=$$?; \
-	echo "--- the subprocess tests (-m slow):"; cat var/pytest-slow.log; \
-	echo "pytest-all: in-process tests exit $$fast, subprocess tests exit $$slow_rc"; \
-	test $$fast -eq 0 -a $$slow_rc -eq 0
+	$(PYTEST_ENV) $(BIN)/python -m tests.parallel $(PYTEST_ARGS)
 
 ## Benchmarks (docs/BENCHMARKS.md); the gateway one in its quick form (a few minutes),
 ## the rooms one without its end-to-end part (about a minute).

@@ -9,6 +9,9 @@ import pytest
 
 from tests.services import POSTGRES_URL, REDIS_URL, require_service
 
+# --split first|rest (tests/split.py), used by `make test` to run the slow tests in two halves.
+pytest_plugins = ["tests.split"]
+
 
 @pytest.fixture
 def redis_url() -> str:
