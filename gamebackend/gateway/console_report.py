@@ -13,7 +13,10 @@ the player acts: ``kick`` (close 4000 with the operator's reason; with ``block_u
 every node also refuses the player's upgrades until then), ``notice`` (a ``notice`` on the
 player's reliable stream), ``describe`` (the session's detail, answered into the store).
 Blocks are also reloaded from the database every ``BLOCK_REFRESH_S`` (a node that missed
-the event or started later).
+the event or started later), and a blocked player still connected here is closed then
+(4000, the block's reason). Plain kicks and notices are not retried: a node whose pub/sub
+link is down when one is sent misses it (the sessions page shows whether the player is
+still connected; send it again).
 """
 
 from __future__ import annotations
@@ -205,7 +208,15 @@ class ConsoleReport:
         except Exception as exc:  # the last list stays in force; the next round retries
             logger.warning("loading player blocks failed: %r", exc)
             return
-        self.blocks.replace({pid: until.timestamp() for pid, until in active.items()})
+        self.blocks.replace({pid: block.until.timestamp() for pid, block in active.items()})
+        # A node that missed the kick (its pub/sub link was down at the time) closes a
+        # blocked player's connection here, with the block's reason, as the kick would have.
+        hub = self._rt.hub
+        for player_id, block in active.items():
+            session = hub.by_player.get(player_id)
+            if session is not None and not session.ended and session.conn is not None:
+                reason = block.reason or "blocked by an operator"
+                self._rt.spawn(hub.kick(session, reason), "console-block-kick")
 
     def _counters(self) -> dict[str, Any]:
         return {

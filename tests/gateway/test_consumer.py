@@ -208,3 +208,20 @@ async def test_an_ack_can_ride_on_any_message() -> None:
     error = await recv(comm)
     assert (error["code"], error["field"], error["re"]) == ("invalid", "ack", 2)
     await comm.disconnect()
+
+
+async def test_a_block_the_node_missed_closes_the_connected_player_at_the_next_reload() -> None:
+    from asgiref.sync import sync_to_async
+
+    from gamebackend.moderation.services import player_block
+
+    pid = player()
+    comm = await connect(pid)
+    assert (await recv(comm))["type"] == "welcome"
+    # Blocked in the database only: this node never heard the kick (pub/sub was down).
+    await sync_to_async(player_block)(player_id=pid, minutes=5, reason="cool off")
+    await runtime_module.get_runtime().report._refresh_blocks()
+    while (out := await comm.receive_output(timeout=RECV_TIMEOUT_S))["type"] == "websocket.send":
+        pass
+    assert (out["type"], out["code"], out["reason"]) == ("websocket.close", 4000, "cool off")
+    assert runtime_module.get_runtime().report.blocks.until(pid) is not None
