@@ -48,7 +48,11 @@ RequestId = Int64 | Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] | Non
 Timestamp = Int64 | float
 
 
-class ClientMessage(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+# Messages are plain data (decoded frames hold no cycles), so they are not tracked by the
+# cycle collector (gc=False, inherited by every message): a node has thousands in flight
+# (requests, replies kept for resume until acked), and each tracked one lengthens the
+# collector's pauses, which set the latency tail (docs/BENCHMARKS.md, *Garbage collector*).
+class ClientMessage(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
     """Base of every client->server message; `id` makes it a request.
 
     `ack` piggybacks a cumulative acknowledgement on any message, so a client that sends
@@ -59,7 +63,7 @@ class ClientMessage(msgspec.Struct, tag_field="type", kw_only=True, omit_default
     ack: Seq | None = None
 
 
-class ServerMessage(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+class ServerMessage(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
     """Base of every server->client message."""
 
 

@@ -209,6 +209,7 @@ def main() -> None:
     from django.conf import settings
 
     from gamebackend.asgi import application
+    from gamebackend.server.collector import settle_garbage_collector
 
     logger.info(
         "node %s (%s profile) listening on %s (daphne)",
@@ -216,5 +217,6 @@ def main() -> None:
         settings.GAME_PROFILE,
         settings.GAME_BIND,
     )
+    settle_garbage_collector()
     build_server(application).run()
     sys.exit(0)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import gc
 import logging
 import os
 import socket
@@ -38,6 +37,7 @@ from websockets.server import ServerProtocol
 
 from gamebackend.gateway.asgi_ext import DEFER_PINGS_KEY, PING_EVENT, PING_EXTENSION, PONG_EVENT
 from gamebackend.gateway.tickets import redact_ticket
+from gamebackend.server.collector import settle_garbage_collector
 from gamebackend.server.guard import ConnectionGuard, trusted_networks
 from gamebackend.server.lifecycle import SHUTDOWN_SLACK_S, drain_gateway, start_gateway
 
@@ -282,20 +282,6 @@ def build_server(application: Any, **overrides: Any) -> GameServer:
     }
     options.update(overrides)
     return GameServer(Config(**options))
-
-
-def settle_garbage_collector() -> None:
-    """Keep Python's cycle collector from pausing the event loop for long.
-
-    A full (generation 2) collection walks every tracked object, and while it runs the
-    event loop stands still. Everything loaded at start-up (Django, the app: ~110,000
-    objects) lives as long as the process, so it is moved out of the collector's sight
-    (``gc.freeze``) and no full collection walks it again. (The young generations keep
-    Python's thresholds: frequent small pauses hurt the latency tail less than rare
-    large ones.)
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:

@@ -14,7 +14,9 @@ import msgspec
 import gameproto as p
 
 
-class SessionRecord(msgspec.Struct, array_like=True, frozen=True):
+# Plain data (strings, ints, a list of bytes): never in a cycle, so not tracked by the cycle
+# collector (each connection's record is replaced at every change; docs/BENCHMARKS.md).
+class SessionRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
     session_id: str
     player_id: str
     # The highest seq numbered in the session and the highest the client acknowledged.
