@@ -25,7 +25,7 @@ def test_the_start_up_heap_is_frozen_and_young_collections_are_spaced_out() -> N
     assert gc.get_freeze_count() > 0  # the modules loaded so far leave the collector's sight
     # Only the youngest generation's threshold changes: cycles are still collected.
     assert gc.get_threshold() == (YOUNG_THRESHOLD, middle, old)
-    garbage = [[]]
+    garbage: list[list[object]] = [[]]
     garbage[0].append(garbage)  # a cycle created after start-up
     del garbage
     assert gc.collect() >= 1
