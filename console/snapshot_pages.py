@@ -5,9 +5,10 @@ live actor takes the state and pushes it to the client)."""
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from django.contrib import admin, messages
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -17,7 +18,6 @@ from console.jsondiff import SAME, json_diff
 from console.pages import _page, _require_operator
 from gamebackend.players.state import ENTITY_PLAYER
 from gamebackend.rooms.version import ENTITY_ROOM
-from gamebackend.snapshots.models import Snapshot
 from gamebackend.snapshots.selectors import (
     snapshot_entities_recent,
     snapshot_get,
@@ -29,6 +29,9 @@ from gamebackend.snapshots.services import (
     snapshot_subject_current,
     snapshot_take,
 )
+
+if TYPE_CHECKING:  # read through the selectors, never the model (docs/ARCHITECTURE.md)
+    from gamebackend.snapshots.models import Snapshot
 
 ENTITY_KINDS: Final = (ENTITY_PLAYER, ENTITY_ROOM)
 # Versions listed on an entity's page (retention keeps fewer; docs/DURABILITY.md).
@@ -47,7 +50,7 @@ def _history_url(kind: str, entity_id: str, **extra: Any) -> str:
 def _snapshot(raw: str | None) -> Snapshot | None:
     try:
         return snapshot_get(snapshot_id=int(raw or ""))
-    except (ValueError, Snapshot.DoesNotExist):
+    except (ValueError, ObjectDoesNotExist):
         return None
 
 
