@@ -6,8 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client, RequestFactory
 
 from console.views import lockout
@@ -17,17 +15,9 @@ from gamebackend.flow.apps import OPERATORS_GROUP, STAFF_VIEWERS_GROUP
 from gamebackend.health.models import WorkerHeartbeat
 from gamebackend.metrics import series
 from gamebackend.moderation.models import PlayerBlock
+from tests.console.staff import staff_client
 
 pytestmark = pytest.mark.django_db
-PASSWORD = "long-Enough-pass-4711"
-
-
-def staff_client(username: str, group: str) -> Client:
-    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

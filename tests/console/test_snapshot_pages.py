@@ -4,9 +4,6 @@ restore with its confirmation page (operators; audited), and the viewer's 403s."
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.test import Client
 
 from gamebackend.audit.models import AuditEntry
 from gamebackend.flow.apps import OPERATORS_GROUP, STAFF_VIEWERS_GROUP
@@ -15,17 +12,9 @@ from gamebackend.players.services import player_states_upsert
 from gamebackend.players.state import PlayerRecord
 from gamebackend.snapshots.models import Snapshot
 from gamebackend.snapshots.services import snapshot_record
+from tests.console.staff import staff_client
 
 pytestmark = pytest.mark.django_db
-PASSWORD = "long-Enough-pass-4711"
-
-
-def staff_client(username: str, group: str) -> Client:
-    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def two_versions(player_id: str = "p1") -> tuple[Snapshot, Snapshot]:
