@@ -4,19 +4,13 @@ from typing import Any
 
 from celery import shared_task
 
+from gamebackend.celery import DURABLE_TASK_OPTIONS
 from gamebackend.events.services import RECORD_TASK_NAME, events_prune, events_record
 
 PRUNE_TASK_NAME = "gamebackend.events.prune"
 
 
-@shared_task(
-    name=RECORD_TASK_NAME,
-    acks_late=True,
-    autoretry_for=(Exception,),
-    retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+@shared_task(name=RECORD_TASK_NAME, **DURABLE_TASK_OPTIONS)
 def record_events(events: list[dict[str, Any]]) -> int:
     """The durable handler: store a batch of events in the event log."""
     return events_record(events=events)
