@@ -5,6 +5,7 @@ live actor takes the state and pushes it to the client)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from django.contrib import admin, messages
@@ -32,6 +33,8 @@ from gamebackend.snapshots.services import (
 
 if TYPE_CHECKING:  # read through the selectors, never the model (docs/ARCHITECTURE.md)
     from gamebackend.snapshots.models import Snapshot
+
+logger = logging.getLogger(__name__)
 
 ENTITY_KINDS: Final = (ENTITY_PLAYER, ENTITY_ROOM)
 # Versions listed on an entity's page (retention keeps fewer; docs/DURABILITY.md).
@@ -109,6 +112,9 @@ def snapshot_take_now(site: admin.AdminSite, request: HttpRequest) -> HttpRespon
         snap = snapshot_take(entity_id=entity_id, reason="manual", by=request.user)
     except SnapshotError as exc:
         messages.error(request, str(exc))
+    except Exception as exc:  # the live actor did not answer (its node busy or going away)
+        logger.exception("snapshot of %s failed", entity_id)
+        messages.error(request, f"no snapshot taken: {exc!r}")
     else:
         messages.success(request, f"snapshot {snap.pk} taken: {entity_id} at LSN {snap.lsn}")
     return redirect(_history_url(ENTITY_PLAYER, entity_id))
@@ -130,6 +136,13 @@ def snapshot_restore_page(
             result = snapshot_restore(snapshot_id=snap.pk, by=request.user)
         except SnapshotError as exc:
             messages.error(request, str(exc))
+        except Exception as exc:  # the live actor did not answer (its node busy or going away)
+            logger.exception("restore of snapshot %s failed", snap.pk)
+            messages.error(
+                request,
+                f"the live actor did not confirm the restore ({exc!r}); check the player's "
+                "state before trying again",
+            )
         else:
             where = (
                 f"into the live actor on {result.target.removeprefix('live:')}"

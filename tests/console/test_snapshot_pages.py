@@ -113,3 +113,34 @@ def test_room_versions_are_listed_but_not_restorable() -> None:
     assert "1 kept version" in page
     assert "Restore" not in page
     assert client.get(f"/console/snapshots/{snap.pk}/restore/").status_code == 404
+
+
+class UnansweringNode:
+    """The player is online on a node whose actor does not answer (busy or going away)."""
+
+    def where(self, player_id: str) -> str | None:
+        return "node-b"
+
+    def current(self, player_id: str) -> PlayerRecord | None:
+        return None
+
+    def restore(self, record: PlayerRecord, *, floor: int) -> PlayerRecord | None:
+        raise TimeoutError("no answer within 3 s")
+
+
+def test_a_restore_the_live_actor_does_not_confirm_is_an_error_not_a_crash() -> None:
+    from gamebackend.players.live import live_players, register_live_players
+
+    old, _ = two_versions()
+    client = staff_client("op", OPERATORS_GROUP)
+    before = live_players()
+    register_live_players(UnansweringNode())
+    try:
+        done = client.post(f"/console/snapshots/{old.pk}/restore/", follow=True)
+    finally:
+        register_live_players(before)
+    assert done.status_code == 200
+    assert "did not confirm the restore" in done.content.decode()
+    # Not written to the database behind the online player's back, and not audited.
+    assert Player.objects.get(player_id="p1").x == 9.0
+    assert not AuditEntry.objects.exists()
