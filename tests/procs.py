@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -31,10 +32,40 @@ ADMIN_PASSWORD = "test-Operator-pass-7319"
 PROFILE_VARS = ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "GAME_JWT_SECRET", "PORT")
 
 
-def free_port() -> int:
+# Servers that tests start listen on ports below the kernel's ephemeral range: a port the
+# kernel handed out (bind to 0) and that was closed again can be taken by any outgoing
+# connection (to Redis, PostgreSQL...) of the test processes running side by side before
+# the server binds it; ports below that range are never handed to outgoing connections.
+LISTEN_PORT_LOW = 20_000
+PORT_TRIES = 200
+
+
+def ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(count: int = 1) -> int:
+    """A port nothing listens on, with the ``count - 1`` ports after it free too (e.g. a
+    cluster's nginx and its nodes), chosen at random below the ephemeral range."""
+    high = ephemeral_low() - count
+    for _ in range(PORT_TRIES):
+        base = random.randrange(LISTEN_PORT_LOW, high)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise AssertionError(f"no {count} free ports in a row below {high + count}")
 
 
 def child_env(var_dir: Path, **extra: str) -> dict[str, str]:

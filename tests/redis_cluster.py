@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import free_port
+from tests.procs import ephemeral_low, free_port
 from tests.services import services_required
 
 MASTERS = 3
@@ -40,10 +40,11 @@ BUS_PORT_OFFSET = 10_000
 
 
 def _cluster_port() -> int:
-    """A free port whose bus port (+10000) is a valid, free port too."""
+    """A free port whose bus port (+10000) is free too, both below the ephemeral range
+    (see ``tests.procs.free_port``)."""
     while True:
         port = free_port()
-        if port + BUS_PORT_OFFSET > 65535:
+        if port + BUS_PORT_OFFSET >= ephemeral_low():
             continue
         with socket.socket() as sock:
             try:

@@ -53,7 +53,8 @@ def nginx() -> str:
 def cluster(
     tmp_path: Path, cluster_env: dict[str, str], nginx: str
 ) -> Iterator[tuple[int, Path, subprocess.Popen[bytes]]]:
-    port = free_port()
+    # nginx on the port, the two nodes on the next two (gamebackend.cluster's layout).
+    port = free_port(count=3)
     var_dir = tmp_path / "var"
     env = child_env(var_dir, PORT=str(port), **cluster_env)
     log = (tmp_path / "cluster.log").open("wb")
