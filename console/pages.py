@@ -56,7 +56,7 @@ def can_operate(user: Any) -> bool:
     return bool(user.is_active and user.is_staff and user.has_perm(OPERATE_PERMISSION))
 
 
-def _require_operator(request: HttpRequest) -> None:
+def require_operator(request: HttpRequest) -> None:
     if not can_operate(request.user):
         raise PermissionDenied("looking only: this account may not act")
 
@@ -65,7 +65,7 @@ def _store() -> Any:
     return series_store(settings.REDIS_URL)
 
 
-def _page(
+def render_page(
     site: admin.AdminSite, request: HttpRequest, template: str, title: str, **extra: Any
 ) -> HttpResponse:
     context = {**site.each_context(request), "title": title, **extra}
@@ -150,7 +150,7 @@ def sessions(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
     if node:
         rows = [r for r in rows if r["node"] == node]
     rows.sort(key=lambda r: (r["node"], r["player_id"]))
-    return _page(
+    return render_page(
         site, request, "console/sessions.html", "Sessions",
         rows=rows, query=query, node=node, nodes=sorted(live),
         totals={n: s.get("sessions_total", 0) for n, s in live.items()},
@@ -166,7 +166,7 @@ def session_detail(site: admin.AdminSite, request: HttpRequest, player_id: str) 
     # A player no node lists is most likely offline: do not keep the operator waiting.
     wait_s = DESCRIBE_WAIT_S if listed else DESCRIBE_UNLISTED_WAIT_S
     describe_url = reverse("admin:console_session_describe", args=[player_id])
-    return _page(
+    return render_page(
         site, request, "console/session_detail.html", f"Player {player_id}",
         player_id=player_id, describe_url=f"{describe_url}?{urlencode({'key': key})}",
         wait_s=wait_s, poll_ms=int(DESCRIBE_POLL_S * 1000), max_reason=MAX_REASON_CHARS,
@@ -187,7 +187,7 @@ def session_action(
 ) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    _require_operator(request)
+    require_operator(request)
     reason = request.POST.get("reason", "").strip()[:MAX_REASON_CHARS] or "kicked by an operator"
     try:
         if action == "kick":
@@ -223,14 +223,14 @@ def rooms(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
             rows.append({**room, "node": node})
     wanted = request.GET.get("room", "")
     detail = next((r for r in rows if r.get("room") == wanted), None) if wanted else None
-    return _page(site, request, "console/rooms.html", "Rooms", rows=rows, detail=detail)
+    return render_page(site, request, "console/rooms.html", "Rooms", rows=rows, detail=detail)
 
 
 def room_action(site: admin.AdminSite, request: HttpRequest, room: str) -> HttpResponse:
     """Close a room (operators): its members leave it and are told why."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    _require_operator(request)
+    require_operator(request)
     moderation.room_close(room_id=room, by=request.user)
     messages.success(request, f"room {room} closed: its members were made to leave")
     return redirect(reverse("admin:console_rooms"))
@@ -260,7 +260,7 @@ def actors(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
                 "watchdog_hour": _hour_delta(points, "watchdog_warnings"),
             }
         )
-    return _page(site, request, "console/actors.html", "Actors", rows=rows)
+    return render_page(site, request, "console/actors.html", "Actors", rows=rows)
 
 
 # -- rate limits and breakers ---------------------------------------------------------------
@@ -317,7 +317,7 @@ def flow(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
             breakers.append(
                 {**b, "node": worker["node"], "last": _transition(b.get("last_transition"))}
             )
-    return _page(
+    return render_page(
         site, request, "console/flow.html", "Rate limits and breakers",
         limits=limits, breakers=breakers, actions=sorted(BREAKER_ACTIONS),
     )  # fmt: skip
@@ -326,7 +326,7 @@ def flow(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
 def breaker_action(site: admin.AdminSite, request: HttpRequest, action: str) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    _require_operator(request)
+    require_operator(request)
     if action not in BREAKER_ACTIONS:
         raise Http404("no such breaker action")
     resource = request.POST.get("resource", "").strip()

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from console.jsondiff import SAME, json_diff
-from console.pages import _page, _require_operator
+from console.pages import render_page, require_operator
 from gamebackend.players.state import ENTITY_PLAYER
 from gamebackend.rooms.version import ENTITY_ROOM
 from gamebackend.snapshots.selectors import (
@@ -93,7 +93,7 @@ def snapshots(site: admin.AdminSite, request: HttpRequest) -> HttpResponse:
         if compare
         else (history[1].pk if len(history) > 1 else None, history[0].pk if history else None)
     )
-    return _page(
+    return render_page(
         site, request, "console/snapshots.html", "Snapshots",
         kind=kind, kinds=ENTITY_KINDS, entity_id=entity_id, history=history, compare=compare,
         picked_left=picked[0], picked_right=picked[1],
@@ -106,7 +106,7 @@ def snapshot_take_now(site: admin.AdminSite, request: HttpRequest) -> HttpRespon
     """Snapshot a player's current version now (operators; audited)."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    _require_operator(request)
+    require_operator(request)
     entity_id = request.POST.get("id", "").strip()
     try:
         snap = snapshot_take(entity_id=entity_id, reason="manual", by=request.user)
@@ -125,7 +125,7 @@ def snapshot_restore_page(
 ) -> HttpResponse:
     """GET: what the restore would change (against the live actor's state when the player
     is online, else the stored one); POST: restore."""
-    _require_operator(request)
+    require_operator(request)
     snap = _snapshot(str(snapshot_id))
     if snap is None:
         raise Http404("no such snapshot")
@@ -162,7 +162,7 @@ def snapshot_restore_page(
     except SnapshotError:  # no row yet: the restore creates it
         current, live = None, False
     rows = json_diff(current.to_json() if current else {}, snap.payload)
-    return _page(
+    return render_page(
         site, request, "console/snapshot_restore.html", f"Restore snapshot {snap.pk}",
         snap=snap, current=current, live=live, rows=rows,
         changed=sum(1 for row in rows if row.change != SAME),
