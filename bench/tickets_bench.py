@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import secrets
 import statistics
 import sys
 import tempfile
@@ -30,7 +31,8 @@ MEMORY_OPS = 100_000
 SEQUENTIAL_OPS = 1_000
 CONCURRENT = 100
 CONCURRENT_ROUNDS = 20
-SECRET = "bench-secret-" + "s" * 40
+# A fresh signing key per run (the figures do not depend on its value).
+SECRET = secrets.token_urlsafe(32)
 TTL_S = 30.0
 
 

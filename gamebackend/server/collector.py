@@ -12,8 +12,8 @@ latency tail: at 1,000 players x 3 moves/s they set the `move` p99 (docs/BENCHMA
   (each connection's pending reads, replies kept until acked, session records); at 700 the
   collector ran about ten times a second and walked all of them each time, costing about
   5 % of the loop's time in pauses of 3-17 ms. At 20,000 it runs a few times in ten
-  seconds for the same total work, so fewer than 1 % of requests meet a pause (measured:
-  `move` p99 42-63 ms -> 9-15 ms, p50 unchanged).
+  seconds for the same total work, so fewer than 1 % of requests meet a pause (measured
+  with the ``gc=False`` messages: `move` p99 33-54 ms -> 8.3-14 ms, p50 unchanged).
 
 The older generations keep Python's thresholds: garbage cycles (a closed connection's
 objects) are still collected.

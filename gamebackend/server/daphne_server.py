@@ -155,9 +155,9 @@ def build_server(application: Any, **overrides: Any) -> Any:
 
     class GameServer(Server):
         def kill_all_applications(self) -> Any:
-            done = defer.Deferred.fromFuture(
-                asyncio.ensure_future(drain_gateway())
-            )  # owned by reactor
+            # The drain's task is owned by this Deferred (it holds the task and follows it
+            # to the end), and Daphne's shutdown waits on the Deferred before stopping.
+            done = defer.Deferred.fromFuture(asyncio.ensure_future(drain_gateway()))
             done.addBoth(lambda _: Server.kill_all_applications(self))
             return done
 
