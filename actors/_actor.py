@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ._cell import ActorCell
@@ -27,6 +27,15 @@ class Actor:
     __slots__ = ("_cell",)
 
     _cell: ActorCell
+
+    # Message types handled eagerly: told to an idle actor (no handler running, nothing
+    # queued), the handler starts at once, inside the teller's call, the way asyncio's
+    # eager tasks start; only a handler that has to wait gets a task, and the actor stays
+    # busy until it ends. For messages told at a steady rate to many actors whose handler
+    # seldom waits (a room's ticks): it saves the task each message would otherwise start.
+    # Until its first real wait such a handler runs in the teller's stack and context, so
+    # it must not call asyncio.current_task() or enter asyncio.timeout() before it.
+    eager_messages: ClassVar[tuple[type, ...]] = ()
 
     async def on_start(self) -> None:
         """Runs in the actor's task before the first message (and after each restart)."""

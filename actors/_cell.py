@@ -3,6 +3,11 @@
 An idle cell owns no task: the first message schedules a drain task, which exits as soon as
 the mailbox is empty. Handlers of one actor therefore never overlap, and messages are
 handled in the order they were enqueued.
+
+A message of one of the actor's ``eager_messages`` types told to an idle cell is handled at
+once in the teller's call (``_eager``): most such handlers finish without waiting and never
+need a task; one that does wait is handed to a new drain task where it stopped
+(``_Resumed``), and the cell stays busy until it ends, as with any handler.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._actor import Actor
@@ -21,6 +27,7 @@ from ._lifecycle import (
     STOPPING,
     SUSPENDED,
     SYS_CHILD_FAILED,
+    SYS_FAILED,
     SYS_NOTIFY,
     SYS_RESTART,
     SYS_START,
@@ -47,9 +54,46 @@ DRAIN_BATCH = 128
 
 _RUNNING, _SUSPENDED, _STOPPING, _STOPPED = RUNNING, SUSPENDED, STOPPING, STOPPED
 _SYS_START, _SYS_RESTART, _SYS_STOP = SYS_START, SYS_RESTART, SYS_STOP
-_SYS_NOTIFY, _SYS_CHILD_FAILED = SYS_NOTIFY, SYS_CHILD_FAILED
+_SYS_NOTIFY, _SYS_CHILD_FAILED, _SYS_FAILED = SYS_NOTIFY, SYS_CHILD_FAILED, SYS_FAILED
 
 _monotonic = time.monotonic
+# Stands in the cell's task slot while an eager handler runs in the teller's call: the
+# cell is busy, so messages told meanwhile queue (a drain task takes them afterwards).
+_EAGER_RUNNING: Any = object()
+
+
+class _Resumed:
+    """Awaitable that continues a coroutine stepped outside any task (an eager handler).
+
+    ``yielded`` is what the coroutine yielded when it stopped (the future it waits for):
+    the awaiting task first waits for that, then drives the coroutine on, passing values
+    and exceptions (cancellation included) exactly as ``await`` would have.
+    """
+
+    __slots__ = ("_coro", "_yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, yielded = self._coro, self._yielded
+        while True:
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    yielded = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    yielded = coro.send(value)
+                except StopIteration as stop:
+                    return stop.value
 
 
 def _describe(msg: Any) -> str:
@@ -61,6 +105,7 @@ class ActorCell(CellLifecycle):
         "_args",
         "_cls",
         "_consecutive",
+        "_eager",
         "_failed",
         "_history",
         "_kwargs",
@@ -104,6 +149,7 @@ class ActorCell(CellLifecycle):
         self._failed = 0
         self._restarts = 0
         self._consecutive = 0
+        self._eager = frozenset(cls.eager_messages)
         self._actor = self._instantiate()
 
     # -- construction ----------------------------------------------------------------------
@@ -128,6 +174,10 @@ class ActorCell(CellLifecycle):
             self.system.dead_letters.record(self.pid, unwrap(item), "actor stopped")
             return
         q = self._q
+        eager = self._eager
+        if eager and not q and self._task is None and not self._state and type(item) in eager:
+            self._run_eagerly(item)
+            return
         if q is None:
             q = self._q = deque()
         elif len(q) >= self._capacity:
@@ -136,6 +186,47 @@ class ActorCell(CellLifecycle):
         if self._task is None and not self._state:
             # The cell owns its drain task; stop/shutdown await it or cancel it.
             self._task = self.system.loop.create_task(self._drain())  # owned by this cell
+
+    def _run_eagerly(self, msg: Any) -> None:
+        """Handle ``msg`` now, in the caller's call (see the module doc)."""
+        self._task = _EAGER_RUNNING
+        started = _monotonic()
+        coro = self._actor.on_receive(msg)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            self._task = None
+            self._processed += 1
+            if self._consecutive:
+                self._consecutive = 0
+            elapsed = _monotonic() - started
+            if elapsed > SLOW_HANDLER_S:
+                self.system.slow_handler(self.pid, msg, elapsed)
+        except Exception as exc:
+            # To the supervisor's decider, as from the drain task (which runs it next).
+            self._task = None
+            self._processed += 1
+            self._post(_SYS_FAILED, (exc, msg))
+        except BaseException:
+            self._task = None  # e.g. KeyboardInterrupt: the cell must not stay busy
+            raise
+        else:
+            # It waits for something: a drain task takes it over where it stopped.
+            resumed = _Resumed(coro, yielded)
+            task = self.system.loop.create_task(self._drain((resumed, msg)))  # owned by this cell
+            self._task = task
+            return
+        if self._task is None and (self._q or self._sys):
+            # Told (or stopped) while it ran: the queued messages get the usual task.
+            self._task = self.system.loop.create_task(self._drain())  # owned by this cell
+
+    def _finish_eager(self, msg: Any, started: float) -> None:
+        self._processed += 1
+        if self._consecutive:
+            self._consecutive = 0
+        elapsed = _monotonic() - started
+        if elapsed > SLOW_HANDLER_S:
+            self.system.slow_handler(self.pid, msg, elapsed)
 
     def _rejected(self, item: Any) -> None:
         self.system.mailbox_rejected += 1
@@ -173,11 +264,25 @@ class ActorCell(CellLifecycle):
 
     # -- the drain task --------------------------------------------------------------------
 
-    async def _drain(self) -> None:
+    async def _drain(self, waiting: tuple[_Resumed, Any] | None = None) -> None:
         monotonic = _monotonic
         batch = 0
         actor = self._actor
         try:
+            if waiting is not None:
+                # An eager handler that had to wait: finish it before anything queued.
+                resumed, msg = waiting
+                started = monotonic()
+                try:
+                    await resumed
+                except Exception as exc:
+                    self._processed += 1
+                    await self._fail(exc, msg, "on_receive")
+                    if self._state == _SUSPENDED:
+                        return
+                    actor = self._actor
+                else:
+                    self._finish_eager(msg, started)
             while True:
                 if self._sys:
                     await self._run_system()
@@ -269,6 +374,9 @@ class ActorCell(CellLifecycle):
             elif kind == _SYS_CHILD_FAILED:
                 child, exc = payload
                 await self._fail(exc, None, f"child {child}", escalated=True)
+            elif kind == _SYS_FAILED:
+                exc, msg = payload
+                await self._fail(exc, msg, "on_receive")
             if self._state == _SUSPENDED:
                 return
 

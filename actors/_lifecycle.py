@@ -35,6 +35,7 @@ SYS_RESTART = 1
 SYS_STOP = 2
 SYS_NOTIFY = 3  # a Terminated for on_receive
 SYS_CHILD_FAILED = 4  # a child escalated its failure to us
+SYS_FAILED = 5  # an eager handler raised: its failure, for the supervisor's decider
 
 
 class CellLifecycle(Mailbox):

@@ -12,7 +12,6 @@ from actors import register_message
 __all__ = [
     "IdleCheck",
     "IdleConfirm",
-    "PersistDue",
     "RoomClientMessage",
     "RoomDeliver",
     "RoomLost",
@@ -59,11 +58,6 @@ class RoomDeliver(msgspec.Struct, frozen=True):
     room: str
     targets: list[tuple[str, str]]  # (player_id, session_id)
     msg: RoomServerMessage
-
-
-@dataclass(frozen=True, slots=True)
-class PersistDue:
-    """Hand the closed frames since the last flush to the replay log."""
 
 
 @dataclass(frozen=True, slots=True)

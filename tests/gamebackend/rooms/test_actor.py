@@ -8,6 +8,7 @@ room's ticks by hand (the scheduler itself is tested on its own clock).
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -330,3 +331,48 @@ async def test_an_ended_sim_room_takes_a_logout_snapshot_and_a_plain_room_takes_
         # always leaves its final version.
         got = [(v.lsn, r) for v, r in host.snapshots]
         assert got == ([(2, "periodic"), *expected] if sim else [])
+
+
+async def test_an_idle_room_closes_its_tick_within_the_schedulers_call(
+    system: ActorSystem,
+) -> None:
+    host = RecordingHost()
+    ref = await spawn(system, host, RoomCore(RoomConfig("r"), battle_id="b"))
+    ref.tell(request("h1", p.Join(room="r")))
+    await settle(system, ref)
+    assert host.target is not None
+    host.target(Tick(0))
+    # No await in between: the frame was closed and delivered inside the call (the room
+    # was idle, and a Tick is one of its eager messages).
+    assert [msg.tick for _, _, msg in host.of_type(p.Frame)] == [0]
+
+
+async def test_the_replay_log_is_flushed_every_flush_period_of_ticks(
+    system: ActorSystem,
+) -> None:
+    host = RecordingHost()
+    state = RoomState(RoomCore(RoomConfig("r"), battle_id="b"))
+    every = state.flush_every
+    assert every == 20  # REPLAY_FLUSH_S (1 s) at the default 20 Hz
+    assert 1 <= state.flush_tick <= every  # the first flush at a random phase
+    first_flush = state.flush_tick
+    ref = await system.spawn(
+        RoomActor, state, host, 30.0, name="room.r", supervisor=ROOM_SUPERVISOR
+    )
+    ref.tell(request("h1", p.Join(room="r")))
+    await settle(system, ref)
+    assert host.target is not None
+    for k in range(3 * every):
+        ref.tell(request("h1", p.Input(room="r", tick=k + 2, keys=k + 1)))
+        host.target(Tick(k))
+    await settle(system, ref)
+    ranges = [(chunk["first_tick"], chunk["last_tick"]) for chunk in host.chunks]
+    # Back to back and in order: the first ends at the random phase, the others span
+    # exactly one flush period each, and nothing is flushed twice.
+    assert ranges[0] == (0, first_flush - 1)
+    for (_, last), (first, end) in itertools.pairwise(ranges):
+        assert first == last + 1
+        assert end - first + 1 == every
+    flushed = [tick for chunk in host.chunks for tick, _ in chunk["frames"]]
+    assert flushed == sorted(set(flushed))
+    assert flushed == list(range(2, ranges[-1][1] + 1))  # every tick with an input
