@@ -114,6 +114,12 @@ class Handoff(msgspec.Struct, frozen=True):
 
 
 class PlayerActor(Actor):
+    # A player's requests are handled inside the consumer's call that read them when the
+    # actor is idle (it almost always is): the reply is written in the same loop turn as
+    # the request was read, without a task per request (docs/BENCHMARKS.md). None of
+    # these handlers uses asyncio.timeout or current_task before its first await.
+    eager_messages = (p.Move, p.StateReq, *_ROOM_TYPES)
+
     def __init__(self, state: PlayerState, host: PlayerHost) -> None:
         self.state = state
         self.host = host
