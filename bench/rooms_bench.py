@@ -56,7 +56,7 @@ SCHED_WARMUP_S = 1.0
 SCHED_SETTLE_S = 0.5
 GOAL_JITTER_P99_MS = 2.0
 GOAL_CPU_PERCENT = 20.0
-E2E_STEPS = (4, 6, 8, 10, 12, 14, 16, 20, 25, 30)
+E2E_STEPS = (4, 6, 8, 10, 12, 14, 16, 20, 25, 30, 40, 50, 60, 80)
 E2E_STEP_S = 10.0
 E2E_GOAL_P99_MS = 50.0
 E2E_WARMUP_S = 2.0
@@ -368,7 +368,9 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def start_server(var_dir: Path, secret: str) -> tuple[subprocess.Popen[bytes], int, Path]:
+def start_server(
+    var_dir: Path, secret: str, max_bots: int
+) -> tuple[subprocess.Popen[bytes], int, Path]:
     import socket
 
     with socket.socket() as sock:
@@ -382,6 +384,8 @@ def start_server(var_dir: Path, secret: str) -> tuple[subprocess.Popen[bytes], i
         "GAME_ACCESS_LOG": "0",
         # Rooms of a finished step stop quickly instead of ticking on empty.
         "GAME_ROOM_IDLE_S": "1",
+        # Every bot connects from 127.0.0.1: the per-address cap is for real players.
+        "GAME_MAX_CONNS_PER_IP": str(2 * max_bots),
         "DJANGO_SETTINGS_MODULE": "gamebackend.settings",
     }
     for var in ("DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"):
@@ -433,7 +437,7 @@ def e2e_part(steps: Sequence[int], step_s: float) -> list[dict[str, Any]]:
     secret = secrets.token_urlsafe(32)
     results = []
     with tempfile.TemporaryDirectory(prefix="rooms-bench-") as tmp:
-        proc, port, log_path = start_server(Path(tmp), secret)
+        proc, port, log_path = start_server(Path(tmp), secret, MEMBERS * max(steps))
         try:
             for n in steps:
                 tag = f"s{n}x{secrets.token_hex(2)}"

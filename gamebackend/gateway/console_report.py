@@ -329,8 +329,8 @@ class ConsoleReport:
             **self._session_row(session),
             "state": record,
             "recent": [
-                {"at": at, "direction": direction, "type": tag, "bytes": size}
-                for at, direction, tag, size in reversed(recent)
+                {"at": m.at, "direction": m.direction, "type": m.tag, "bytes": m.size}
+                for m in reversed(recent)
             ],
         }
 

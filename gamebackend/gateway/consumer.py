@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
 from channels.consumer import AsyncConsumer
 from channels.db import aclose_old_connections
 from channels.exceptions import StopConsumer
@@ -60,6 +61,20 @@ _tags: dict[type, str] = {}
 MAX_TIMED_REQUESTS = 1024
 # Messages (direction, type, size) a connection keeps for the console's session page.
 RECENT_MESSAGES = 20
+
+
+class RecentMessage(msgspec.Struct, frozen=True, gc=False):
+    """One entry of a connection's recent messages. A ``gc=False`` struct, not a tuple:
+    two are made per request and each lives for the next 20 messages, long enough to be
+    counted and walked by young collections (a tuple is tracked until one walks it);
+    at 3,000 requests a second they were a quarter of the young generation."""
+
+    at: float
+    direction: str
+    tag: str
+    size: int
+
+
 _UNREMEMBERED = frozenset({"ping", "pong", "ack"})
 _messages_in = metrics_sampler.messages_in
 _messages_out = metrics_sampler.messages_out
@@ -161,7 +176,7 @@ class GameConsumer(AsyncConsumer):
     n_out = 0
     n_limited = 0
     rtt_ms: int | None = None
-    recent: deque[tuple[float, str, str, int]] | None = None
+    recent: deque[RecentMessage] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Channels' AsyncConsumer.__call__ multiplexes the socket with a channel-layer
@@ -403,7 +418,7 @@ class GameConsumer(AsyncConsumer):
         recent = self.recent
         if recent is None:
             recent = self.recent = deque(maxlen=RECENT_MESSAGES)
-        recent.append((time.time(), direction, tag, size))
+        recent.append(RecentMessage(time.time(), direction, tag, size))
 
     async def _rate_limited(self, session: Session, msg: Any, retry_after_ms: int) -> None:
         self.n_limited += 1
