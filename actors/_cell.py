@@ -196,12 +196,7 @@ class ActorCell(CellLifecycle):
             yielded = coro.send(None)
         except StopIteration:
             self._task = None
-            self._processed += 1
-            if self._consecutive:
-                self._consecutive = 0
-            elapsed = _monotonic() - started
-            if elapsed > SLOW_HANDLER_S:
-                self.system.slow_handler(self.pid, msg, elapsed)
+            self._finish_eager(msg, started)
         except Exception as exc:
             # To the supervisor's decider, as from the drain task (which runs it next).
             self._task = None
@@ -221,6 +216,7 @@ class ActorCell(CellLifecycle):
             self._task = self.system.loop.create_task(self._drain())  # owned by this cell
 
     def _finish_eager(self, msg: Any, started: float) -> None:
+        """Bookkeeping of an eager handler that ended well (as ``_drain`` does per message)."""
         self._processed += 1
         if self._consecutive:
             self._consecutive = 0

@@ -126,7 +126,7 @@ class RoomActor(Actor):
     async def on_receive(self, msg: Any) -> Any:
         kind = type(msg)
         if kind is Tick:
-            # The hot path (every room, every tick): kept free of further calls.
+            # Inline rather than a helper: this runs for every room at every tick.
             state = self.state
             registration = state.registration
             if registration is None:
