@@ -113,7 +113,7 @@ async def test_a_message_told_during_an_eager_handler_runs_after_it(
     assert await ref.ask(Get()) == [100, 101]
 
 
-async def test_an_eager_handler_that_waits_gets_its_value_and_cancellation(
+async def test_an_eager_handler_that_waits_is_taken_over_by_a_task_and_cancelled_at_shutdown(
     system: ActorSystem,
 ) -> None:
     log: list[Any] = []
