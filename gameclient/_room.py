@@ -89,6 +89,9 @@ class Room(Generic[S]):
         self.hashes_sent = 0
         self._create: RoomCreate | None = None
         self._last_frame_at = 0.0
+        # The session the room joined on: its own welcome, met later in the app's queue of
+        # pushes, is no news (only a new or restored session makes the room join again).
+        self._joined_session: str | None = None
 
     # -- requests ------------------------------------------------------------------------
 
@@ -131,7 +134,9 @@ class Room(Generic[S]):
     async def handle(self, msg: Any) -> bool:
         """Take a server push; True when it belonged to this room (or re-joined it)."""
         if isinstance(msg, Welcome):
-            if (not msg.resumed or msg.restored) and self.joined is not None:
+            if self.joined is None:
+                return False
+            if msg.restored or (not msg.resumed and msg.session_id != self._joined_session):
                 # A new session left every room; a session restored on another node is in
                 # the room on the old node's terms (the room sends there): join again (the
                 # state comes with it).
@@ -180,6 +185,8 @@ class Room(Generic[S]):
 
     def _on_joined(self, reply: Joined) -> None:
         self.joined = reply
+        welcome = self.client.welcome
+        self._joined_session = welcome.session_id if welcome is not None else None
         self.members = list(reply.members)
         self.next_tick = reply.tick
         self._last_frame_at = self._clock()

@@ -102,6 +102,9 @@ async def test_a_gap_is_filled_with_sync_and_a_too_old_one_by_joining_again() ->
 async def test_a_new_session_joins_again_and_other_rooms_messages_are_ignored() -> None:
     room, client, _ = await joined_room()
     assert not await room.handle(p.Frame(seq=1, room="other", tick=5, inputs=[]))
+    # The welcome of the session the room joined on (still in the app's queue) is no news.
+    assert not await room.handle(client.welcome)
+    assert [type(r) for r in client.requests] == [p.Join]
     fresh = p.Welcome(
         session_id="s2", player_id="me", node="n", heartbeat_s=15, resumed=False, last_seq=0
     )

@@ -51,14 +51,13 @@ async def test_two_sdk_clients_stay_in_step_and_report_matching_digests(node: No
             asyncio.gather(play(a, room_a, 8, until), play(b, room_b, 2, until)), PLAY_TIMEOUT_S
         )
         # Both applied the same confirmed frames, one at a time: same tick, same state.
-        # Their frame lists start where each joined last (the client's first welcome,
-        # still in its inbox, makes each room join once more), and a tick may close
-        # between the two: compare from the later start.
+        # Their frame lists start where each joined, and a tick may close between the two
+        # joins: compare from the later start.
         assert room_a.next_tick == room_b.next_tick == until + 1
         assert room_a.state == room_b.state
-        start = max(room_a.frames[0].tick, room_b.frames[0].tick)
-        frames_a = [(f.tick, f.inputs) for f in room_a.frames if f.tick >= start]
-        frames_b = [(f.tick, f.inputs) for f in room_b.frames if f.tick >= start]
+        first = max(room_a.frames[0].tick, room_b.frames[0].tick)
+        frames_a = [(f.tick, f.inputs) for f in room_a.frames if f.tick >= first]
+        frames_b = [(f.tick, f.inputs) for f in room_b.frames if f.tick >= first]
         assert frames_a == frames_b
         assert len(frames_a) >= FRAMES - 2
         assert room_a.hashes_sent > 0

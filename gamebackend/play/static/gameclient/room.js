@@ -64,6 +64,9 @@ export class Room {
     this.hashesSent = 0;
     this._create = null;
     this._lastFrameAt = 0;
+    // The session the room joined on: its own welcome, met later in the app's queue of
+    // pushes, is no news (only a new or restored session makes the room join again).
+    this._joinedSession = null;
   }
 
   // -- requests ---------------------------------------------------------------------------
@@ -110,7 +113,8 @@ export class Room {
     if (msg.type === "welcome") {
       // A new session left every room; a session restored on another node (`restored`)
       // is in the room on the old node's terms: join again (the state comes with it).
-      if ((!msg.resumed || msg.restored) && this.joined !== null) {
+      if (this.joined === null) return false;
+      if (msg.restored || (!msg.resumed && msg.session_id !== this._joinedSession)) {
         await this.join();
         return true;
       }
@@ -162,6 +166,7 @@ export class Room {
 
   _onJoined(reply) {
     this.joined = reply;
+    this._joinedSession = this.client.welcome?.session_id ?? null;
     this.members = [...reply.members];
     this.nextTick = reply.tick;
     this._lastFrameAt = this._clock();

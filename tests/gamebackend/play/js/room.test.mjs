@@ -94,6 +94,9 @@ test("a gap is filled with sync, and one too old by joining again", async () => 
 test("a new session joins again; other rooms' messages are ignored", async () => {
   const { room, client } = await joinedRoom();
   assert.equal(await room.handle({ ...frame(5), room: "other" }), false);
+  // The welcome of the session the room joined on (still in the app's queue) is no news.
+  assert.equal(await room.handle(client.welcome), false);
+  assert.deepEqual(client.requests.map((r) => r.type), ["join"]);
   assert.equal(await room.handle(welcome(false, "s2")), true);
   assert.deepEqual(client.requests.map((r) => r.type), ["join", "join"]);
   assert.equal(await room.handle(welcome(true, "s2")), false);
