@@ -5,8 +5,8 @@ the mailbox is empty. Handlers of one actor therefore never overlap, and message
 handled in the order they were enqueued.
 
 A message of one of the actor's ``eager_messages`` types told to an idle cell is handled at
-once in the teller's call (``_eager``): most such handlers finish without waiting and never
-need a task; one that does wait is handed to a new drain task where it stopped
+once in the teller's call (``_run_eagerly``): most such handlers finish without waiting
+and never need a task; one that does wait is handed to a new drain task where it stopped
 (``_Resumed``), and the cell stays busy until it ends, as with any handler.
 """
 
