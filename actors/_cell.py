@@ -272,9 +272,7 @@ class ActorCell(CellLifecycle):
                 try:
                     await resumed
                 except Exception as exc:
-                    self._processed += 1
-                    await self._fail(exc, msg, "on_receive")
-                    if self._state == _SUSPENDED:
+                    if await self._handler_failed(exc, msg):
                         return
                     actor = self._actor
                 else:
@@ -325,9 +323,7 @@ class ActorCell(CellLifecycle):
                     if self._consecutive:
                         self._consecutive = 0
                 except Exception as exc:
-                    self._processed += 1
-                    await self._fail(exc, msg, "on_receive")
-                    if self._state == _SUSPENDED:
+                    if await self._handler_failed(exc, msg):
                         return
                     actor = self._actor
                     continue
@@ -341,6 +337,13 @@ class ActorCell(CellLifecycle):
                     await asyncio.sleep(0)
         finally:
             self._task = None
+
+    async def _handler_failed(self, exc: Exception, msg: Any) -> bool:
+        """A handler raised: to the supervisor's decider. True when the drain must end (the
+        actor waits out a restart backoff with no task)."""
+        self._processed += 1
+        await self._fail(exc, msg, "on_receive")
+        return self._state == _SUSPENDED
 
     def _post(self, kind: int, payload: Any) -> None:
         """Queue a system message; it bypasses the bound and overtakes user messages."""

@@ -10,7 +10,10 @@ Run:  .venv/bin/python bench/rooms_bench.py                 (both parts, about 5
    sleeping until its next deadline (``asyncio.sleep``) and telling its actor, which is
    the design the scheduler replaces. Reported: tick jitter (actual close time minus
    scheduled close time, measured inside the room actors) p50/p99, CPU (process CPU
-   seconds per wall second), loop wake-ups. Medians of repeats, the two interleaved.
+   seconds per wall second), loop wake-ups, and the GC collections inside the window.
+   Medians of repeats, the two interleaved. The window opens after a warm-up, a full
+   collection (the one-off pause creating 1,000 rooms at once leaves behind) and a
+   short settle.
 
 2. End to end: the node (``python -m gamebackend.server``, production settings, rate
    limits on) pinned to core 0; a bot process pinned to core 1 runs N rooms x 8 bots
