@@ -6,7 +6,8 @@ sends when a request is due whether or not earlier ones were answered; latency i
 from the *scheduled* send time to the reply (matched by ``id``/``re``), so a stalled
 server or a late loop shows up in the figures instead of silently slowing the senders.
 With ``closed_loop`` a bot instead sends its next request as soon as the reply arrives
-(the maximum-throughput measurement).
+(the maximum-throughput measurement; every bot starts once all are connected, and a
+rate-limited reply is retried after its ``retry_after_ms``).
 
 The engine owns a handful of tasks (connect workers, the ack sweep, the progress line)
 and cancels and awaits them on exit. Importable without Django settings.
@@ -92,6 +93,7 @@ class Incoming(msgspec.Struct):
     id: int | str | None = None  # echo baseline: the echoed request's own id
     ts: int | float | None = None
     code: str | None = None
+    retry_after_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -237,13 +239,15 @@ class Bot(wire.WsClient):
         elif kind == "error":
             stats.errors[msg.code or "?"] += 1
             if msg.re is not None:
-                self._answered(msg.re, error=True)
+                self._answered(msg.re, error=True, retry_after_ms=msg.retry_after_ms)
         elif kind == "welcome":
             self._welcomed()
         elif kind == "move" and engine.config.echo and msg.id is not None:
             self._answered(msg.id, error=False)
 
-    def _answered(self, req_id: int | str, *, error: bool) -> None:
+    def _answered(
+        self, req_id: int | str, *, error: bool, retry_after_ms: int | None = None
+    ) -> None:
         scheduled = self.pending.pop(req_id, None) if isinstance(req_id, int) else None
         if scheduled is None:
             return  # not ours, or sent before the window and already forgotten
@@ -260,7 +264,17 @@ class Bot(wire.WsClient):
         if engine.outstanding == 0 and engine.drained is not None:
             engine.drained.set()
         if engine.config.closed_loop and self.sending:
-            self.request(now)
+            if retry_after_ms:
+                # Rate-limited: wait as told, as the SDK does. Sending again at once would
+                # turn one rejection into a flood of them (and the node's 4429 close).
+                self.timer = engine.loop.call_later(retry_after_ms / 1000, self._retry)
+            else:
+                self.request(now)
+
+    def _retry(self) -> None:
+        self.timer = None
+        if self.sending and self.state == wire.OPEN:
+            self.request(self.engine.loop.time())
 
     def request(self, scheduled: float) -> None:
         engine = self.engine
@@ -579,14 +593,28 @@ class Engine:
 
     # --- the run ---------------------------------------------------------------------
 
+    def open_window(self) -> None:
+        """Every connection attempt has finished: the reported window starts now."""
+        if self.config.closed_loop:
+            self._sending = True
+            for bot in list(self.bots):
+                if bot.welcomed:
+                    bot.start_sending()
+        self.stats.reset_window()
+        self.window_start = self.loop.time()
+        self.window_started.set()
+
     async def run(self) -> dict[str, Any]:
         config = self.config
         try:
             self._spawn(self._ack_loop(), "loadbots-acks")
             self._spawn(self._progress_loop(), "loadbots-progress")
-            # Bots start sending as soon as they are welcomed; the window (whose figures
-            # are reported) starts once every connection attempt has finished.
-            self._sending = config.rate > 0 or config.closed_loop
+            # Open-loop bots start sending as soon as they are welcomed; the window (whose
+            # figures are reported) starts once every connection attempt has finished.
+            # Closed-loop bots all start then: started on welcome, the first few hundred
+            # would share the whole server between them, each far above its per-player
+            # rate limit (and the node closes a player that keeps hitting it with 4429).
+            self._sending = config.rate > 0 and not config.closed_loop
             queue = list(range(config.players - 1, -1, -1))
             start = self.loop.time()
             workers = [
@@ -594,9 +622,7 @@ class Engine:
                 for i in range(max(1, min(config.connect_concurrency, config.players)))
             ]
             await asyncio.gather(*workers)
-            self.stats.reset_window()
-            self.window_start = self.loop.time()
-            self.window_started.set()
+            self.open_window()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_requested.wait(), config.duration_s)
             self.stats.window_s = self.loop.time() - self.window_start
