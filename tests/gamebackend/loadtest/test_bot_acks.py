@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from gamebackend.loadtest import wire
 from gamebackend.loadtest.bots import ACK_INTERVAL_S, ACK_SLOTS, ACK_URGENT, Bot, Config, Engine
-
-
-class Transport:
-    """Records the frames a bot writes (unmasked payloads, decoded)."""
-
-    def __init__(self) -> None:
-        self.frames: list[dict[str, Any]] = []
-
-    def write(self, data: bytes) -> None:
-        length = data[1] & 0x7F
-        head = 2 + (2 if length == 126 else 8 if length == 127 else 0)
-        mask, payload = data[head : head + 4], data[head + 4 :]
-        self.frames.append(json.loads(bytes(b ^ mask[i % 4] for i, b in enumerate(payload))))
+from tests.gamebackend.loadtest.transport import Transport
 
 
 class Clock:

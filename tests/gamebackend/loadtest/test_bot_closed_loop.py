@@ -10,12 +10,7 @@ from typing import Any
 
 from gamebackend.loadtest import wire
 from gamebackend.loadtest.bots import Bot, Config, Engine
-from tests.gamebackend.loadtest import test_bot_acks
-
-
-class Transport(test_bot_acks.Transport):
-    def get_extra_info(self, name: str) -> Any:
-        return None  # no socket behind it
+from tests.gamebackend.loadtest.transport import Transport
 
 
 class Loop:
