@@ -32,6 +32,7 @@ import msgspec
 
 from gamebackend.loadtest import wire
 from gamebackend.loadtest.stats import RunStats
+from gameproto.codes import REFUSED_TOO_MANY_CONNECTIONS
 from gameproto.tickets import DEFAULT_TICKET_TTL_S, mint_ticket
 
 # Lazy acks, as the SDK (docs/PROTOCOL.md): piggybacked on the next request when there is
@@ -498,6 +499,10 @@ class Engine:
                 raise ConnectFailed("timeout") from None
             except wire.HandshakeFailed as exc:
                 if exc.status == HTTP_TOO_MANY_REQUESTS:
+                    if _error_code(exc.body) == REFUSED_TOO_MANY_CONNECTIONS:
+                        # The node's cap on connections per address: it does not free up
+                        # while the bots hold theirs, so waiting would not help.
+                        raise ConnectFailed(REFUSED_TOO_MANY_CONNECTIONS) from None
                     retry_s = _retry_after_header_s(exc.headers.get("retry-after", ""))
                     pacer.refused(retry_s)
                     raise RateLimited(CONNECT_RESOURCE, retry_s) from None
@@ -672,6 +677,16 @@ def _retry_after_header_s(value: str) -> float:
         return max(0.0, float(value))
     except ValueError:
         return DEFAULT_RETRY_AFTER_S
+
+
+def _error_code(body: bytes) -> str | None:
+    """The ``error.code`` of a node's JSON error body (None if it is not one)."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _guest_ticket(http_base: str) -> str:

@@ -24,6 +24,7 @@ from gamebackend.loadtest.bots import (
     Engine,
 )
 from gamebackend.loadtest.stats import format_summary
+from gameproto.codes import REFUSED_TOO_MANY_CONNECTIONS
 
 EXIT_ALL_FAILED: Final = 1
 EXIT_OK: Final = 0
@@ -135,6 +136,24 @@ def hints(config: Config, summary: dict[str, Any]) -> list[str]:
         found.append(
             "connects were still rate-limited after --connect-retry-s; raise it, use "
             "--spread-sources (per-IP limits), or raise the limit (manage.py flowrule)"
+        )
+    if REFUSED_TOO_MANY_CONNECTIONS in failures:
+        found.append(
+            "the node refused connections over its cap per client address "
+            "(GAME_MAX_CONNS_PER_IP, default 64); use --spread-sources or raise the cap"
+        )
+    limited = summary["errors"].get("rate_limited", 0)
+    if limited:
+        closed = summary["closes"].get("4429", 0)
+        pace = (
+            "closed-loop bots send as fast as the node answers, so use more players"
+            if config.closed_loop
+            else "lower --rate"
+        )
+        found.append(
+            f"the node rate-limited {limited} requests (ws.move is a per-player limit)"
+            + (f" and closed {closed} bots that kept hitting it (4429)" if closed else "")
+            + f"; {pace}, or raise the limit (manage.py flowrule ws.move --rate R --burst B)"
         )
     if "http_403" in failures and config.jwt_secret:
         found.append(

@@ -53,12 +53,16 @@ _randbits = random.getrandbits
 
 class HandshakeFailed(Exception):
     """The server refused the upgrade (``status`` is the HTTP status, 0 if unparseable;
-    ``headers`` are the response's, lower-cased, e.g. ``retry-after`` on a 429)."""
+    ``headers`` are the response's, lower-cased, e.g. ``retry-after`` on a 429; ``body`` what
+    of the response's body came with its head, e.g. the node's JSON error)."""
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> None:
         super().__init__(f"upgrade refused: {status} {reason}")
         self.status = status
         self.headers = headers or {}
+        self.body = body
 
 
 class ClosedBeforeReady(ConnectionError):
@@ -237,7 +241,8 @@ class WsClient(asyncio.Protocol):
             headers[name.strip().lower()] = value.strip()
         if status != 101:
             reason = parts[2] if len(parts) > 2 else ""
-            return self._fail_handshake(HandshakeFailed(status, reason, headers))
+            body = buf[end + 4 :]
+            return self._fail_handshake(HandshakeFailed(status, reason, headers, body))
         if headers.get("sec-websocket-accept") != accept_value(self._key):
             return self._fail_handshake(HandshakeFailed(status, "bad Sec-WebSocket-Accept"))
         self.state = OPEN

@@ -217,3 +217,15 @@ async def test_guest_api_errors_are_named(
     config = Config(url=f"ws://127.0.0.1:{free_port()}/ws/game/", players=2, duration_s=0.0)
     summary = await asyncio.wait_for(run_load(config, None, as_json=False), RUN_TIMEOUT_S)
     assert summary["connect_failures"] == {"guest_api_unreachable (ConnectionRefusedError)": 2}
+
+
+async def test_connections_over_the_per_address_cap_fail_at_once_by_name(
+    node_factory: NodeFactory,
+) -> None:
+    # The cap does not free up while the bots hold their connections: no retries.
+    node = await asyncio.to_thread(node_factory, GAME_MAX_CONNS_PER_IP="3")
+    config = Config(url=node.ws_url, players=5, rate=0.0, duration_s=0.0, jwt_secret=node.secret)
+    summary = await asyncio.wait_for(run_load(config, None, as_json=False), RUN_TIMEOUT_S)
+    assert summary["connected"] == 3
+    assert summary["connect_failures"] == {"too_many_connections": 2}
+    assert summary["connect_retries"] == {}
