@@ -499,7 +499,7 @@ class Engine:
                 raise ConnectFailed("timeout") from None
             except wire.HandshakeFailed as exc:
                 if exc.status == HTTP_TOO_MANY_REQUESTS:
-                    if _error_code(exc.body) == REFUSED_TOO_MANY_CONNECTIONS:
+                    if _json_error(exc.body).get("code") == REFUSED_TOO_MANY_CONNECTIONS:
                         # The node's cap on connections per address: it does not free up
                         # while the bots hold theirs, so waiting would not help.
                         raise ConnectFailed(REFUSED_TOO_MANY_CONNECTIONS) from None
@@ -679,14 +679,13 @@ def _retry_after_header_s(value: str) -> float:
         return DEFAULT_RETRY_AFTER_S
 
 
-def _error_code(body: bytes) -> str | None:
-    """The ``error.code`` of a node's JSON error body (None if it is not one)."""
+def _json_error(body: bytes) -> dict[str, Any]:
+    """The ``error`` object of a node's JSON error body (empty if it is not one)."""
     try:
         error = json.loads(body).get("error")
     except (ValueError, AttributeError):
-        return None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
+        return {}
+    return error if isinstance(error, dict) else {}
 
 
 def _guest_ticket(http_base: str) -> str:
@@ -707,8 +706,8 @@ def _guest_ticket(http_base: str) -> str:
             return str(json.loads(resp.read())["ticket"])
     except urllib.error.HTTPError as exc:
         try:
-            error = json.loads(exc.read()).get("error") or {}
-        except (ValueError, AttributeError, OSError):
+            error = _json_error(exc.read())
+        except OSError:
             error = {}
         if exc.code == HTTP_TOO_MANY_REQUESTS:
             retry_ms = error.get("retry_after_ms")
@@ -716,7 +715,7 @@ def _guest_ticket(http_base: str) -> str:
                 raise RateLimited(GUEST_RESOURCE, retry_ms / 1000.0) from None
             retry_s = _retry_after_header_s(exc.headers.get("Retry-After", ""))
             raise RateLimited(GUEST_RESOURCE, retry_s) from None
-        code = error.get("code") if isinstance(error, dict) else None
+        code = error.get("code")
         detail = f" ({code})" if code else ""
         raise ConnectFailed(f"guest_api_http_{exc.code}{detail}") from None
     except urllib.error.URLError as exc:
